@@ -1,0 +1,1 @@
+"""Sub-commands of ``brats-seg``: one module each, with ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""The napari-free, Qt-free core: I/O, label conventions, preprocessing, models, inference, metrics."""

@@ -1,0 +1,95 @@
+"""What a model expects and produces: the metadata every checkpoint carries.
+
+A :class:`ModelSpec` is plain data (no torch): it travels as JSON inside checkpoints and is checked
+against a case before any compute, so a model never silently receives the wrong channels, voxel
+order or label convention.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Version of the checkpoint metadata layout.
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelSpec:
+    """Metadata of a segmentation model.
+
+    Attributes
+    ----------
+    name
+        Short name shown to users (e.g. ``"unet3d-default"``).
+    family
+        Registry key of the architecture: ``unet3d``, ``segresnet``, ``cascade``, ``deepmedic``,
+        ``unet2d``, ``resunet2d``, ``attunet2d``, ...
+    arch
+        Keyword arguments of the family's constructor.
+    channels
+        Input channel order by canonical modality name (``t1``, ``t1ce``, ``t2``, ``flair``).
+    orientation
+        Voxel orientation (nibabel axcodes of x, y, z) the network was trained on. ``"LPS"`` is
+        the BraTS files' stored order and the project's internal order.
+    output
+        ``"labels"``: one channel per class, softmax; ``"regions"``: one sigmoid channel per region.
+    classes
+        For ``labels``: the internal class (0 bg, 1 NCR, 2 ED, 3 ET) of each output channel, -1 for
+        a channel that is never chosen (e.g. the unused label 3 of BraTS 2018 models).
+    regions
+        For ``regions``: the region of each output channel, e.g. ``("TC", "WT", "ET")``.
+    label_scheme
+        The scheme of the labels the model was trained on (provenance; conversions go through
+        :mod:`napari_brats_seg.core.labels`).
+    normalization
+        ``{"kind": ...}`` with ``zscore_brain`` (per channel, brain voxels), ``deepmedic`` (CaPTk
+        cut-offs) or ``nonzero_channelwise`` (MONAI NormalizeIntensity nonzero=True), plus options.
+    dims
+        3 for volumetric networks, 2 for slice-wise ones (axial slices).
+    patch_size
+        Window (3D) or slice size (2D) used at inference; None for whole volume.
+    spacing
+        Voxel spacing (mm) the model was trained at.
+    divisible_by
+        Spatial sizes the network needs the input to be divisible by (padding is added).
+    provenance
+        Free-form: data, epochs, scores, licence, source.
+    format_version
+        Metadata layout version.
+    """
+
+    name: str
+    family: str
+    arch: dict[str, Any] = field(default_factory=dict)
+    channels: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
+    orientation: str = "LPS"
+    output: str = "labels"
+    classes: tuple[int, ...] = (0, 1, 2, 3)
+    regions: tuple[str, ...] = ()
+    label_scheme: str = "brats2021"
+    normalization: dict[str, Any] = field(default_factory=lambda: {"kind": "zscore_brain"})
+    dims: int = 3
+    patch_size: tuple[int, ...] | None = None
+    spacing: tuple[float, ...] = (1.0, 1.0, 1.0)
+    divisible_by: int = 1
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        """Serialise to a JSON string."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelSpec":
+        """Parse a JSON string written by :meth:`to_json` (lists become tuples)."""
+        data = json.loads(text)
+        for key in ("channels", "classes", "regions", "patch_size", "spacing"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model metadata keys: {sorted(unknown)}")
+        return cls(**data)
