@@ -93,3 +93,25 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"unknown model metadata keys: {sorted(unknown)}")
         return cls(**data)
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference together with its metadata.
+
+    Attributes
+    ----------
+    spec
+        What the network expects and produces.
+    network
+        A ``torch.nn.Module`` in eval mode. For ``spec.dims == 3`` it maps ``(N, C, a0, a1, a2)``
+        float32 (axes in ``spec.orientation`` voxel order, channels in ``spec.channels`` order,
+        normalised as ``spec.normalization``) to ``(N, K, a0, a1, a2)`` logits; for ``dims == 2``
+        ``(N, C, a0, a1)`` axial slices to ``(N, K, a0, a1)``.
+    source
+        Where it was loaded from (a path, a shipped model's name, ``"memory"``).
+    """
+
+    spec: ModelSpec
+    network: Any
+    source: str = "memory"
