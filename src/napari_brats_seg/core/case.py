@@ -50,7 +50,8 @@ class Case:
     geometry
         The reference geometry (of the first modality) that label maps are written back into.
     layout
-        ``"brats2021"``, ``"brats2023"``, ``"msd"`` or ``"files"``.
+        ``"brats2021"``, ``"brats2023"``, ``"msd"``, ``"files"`` (explicit files) or ``"synth"``
+        (made in memory by :func:`napari_brats_seg.core.synth.synth_case`).
     sources
         Modality name -> the file it was read from (for MSD, the same 4D file four times).
     file_geometries
@@ -61,10 +62,13 @@ class Case:
         The scheme the ground-truth file was stored in, to write it back the same way.
     gt_path
         The ground-truth file, if any.
+    gt_note
+        How the ground truth's scheme was decided (e.g. that value 4 was read as a BraTS 2024
+        resection cavity), or None.
     """
 
     case_id: str
-    images: dict[str, np.ndarray]
+    images: dict[str, np.ndarray] = field(repr=False)
     geometry: Geometry
     layout: str = "files"
     sources: dict[str, Path] = field(default_factory=dict)
@@ -72,6 +76,7 @@ class Case:
     ground_truth: np.ndarray | None = field(default=None, repr=False)
     gt_scheme: LabelScheme | None = None
     gt_path: Path | None = None
+    gt_note: str | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:

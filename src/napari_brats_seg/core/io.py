@@ -87,11 +87,16 @@ class CaseFiles:
                 "seg": str(self.seg) if self.seg else None}
 
 
+def _why(exc: BaseException) -> str:
+    """``Type: message`` of an exception on one line (nibabel's messages may span several)."""
+    return f"{exc.__class__.__name__}: {' '.join(str(exc).split())}"
+
+
 def _nifti_shape(path: Path) -> tuple[int, ...]:
     try:
         return tuple(nib.load(str(path)).shape)
     except Exception as exc:  # noqa: BLE001 - any failure here is "not a readable NIfTI"
-        raise CaseError(f"not a readable NIfTI file ({exc.__class__.__name__}: {exc})", path) from None
+        raise CaseError(f"not a readable NIfTI file ({_why(exc)})", path) from None
 
 
 def _from_named_files(paths: Iterable[Path], where: PathLike) -> CaseFiles:
@@ -224,7 +229,7 @@ def load_nifti(path: PathLike, *, allow_4d: bool = False, allow_empty: bool = Fa
     try:
         img = nib.load(str(p))
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for foreign files
-        raise CaseError(f"not a NIfTI file ({exc.__class__.__name__}: {exc})", p) from None
+        raise CaseError(f"not a NIfTI file ({_why(exc)})", p) from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise CaseError(f"not a NIfTI file (read as {type(img).__name__})", p)
     shape = tuple(img.shape)
@@ -237,7 +242,7 @@ def load_nifti(path: PathLike, *, allow_4d: bool = False, allow_empty: bool = Fa
     try:
         data = np.asanyarray(img.dataobj).reshape(shape)
     except (EOFError, zlib.error, OSError, ValueError) as exc:
-        raise CaseError(f"truncated or corrupt image data ({exc.__class__.__name__}: {exc})", p) from None
+        raise CaseError(f"truncated or corrupt image data ({_why(exc)})", p) from None
     if data.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
@@ -266,6 +271,13 @@ def read_labels(path: PathLike, *, scheme: str | lab.LabelScheme | None = None, 
         Unreadable file, non-integer values, values of no scheme, an ambiguous scheme, or a grid that
         disagrees with ``geometry``.
     """
+    internal, sch, geo, _ = _read_labels(path, scheme, layout, geometry)
+    return internal, sch, geo
+
+
+def _read_labels(path: PathLike, scheme: str | lab.LabelScheme | None, layout: str | None,
+                 geometry: Geometry | None) -> tuple[np.ndarray, lab.LabelScheme, Geometry, str]:
+    """:func:`read_labels`, plus how the scheme was decided (in words)."""
     data, geo = load_nifti(path, allow_empty=True)
     if data.dtype.kind == "f":
         if np.any(data != np.round(data)):
@@ -280,13 +292,14 @@ def read_labels(path: PathLike, *, scheme: str | lab.LabelScheme | None = None, 
             det = lab.detect_scheme(data, layout if layout in lab.SCHEMES else None)
             if det.scheme is None:
                 raise LabelSchemeError(det.reason)
-            sch = det.scheme
+            sch, note = det.scheme, det.reason
         else:
             sch = lab.get_scheme(scheme)
+            note = f"scheme {sch.name} given by the caller"
         internal = lab.to_internal(data, sch)
     except LabelSchemeError as exc:
         raise CaseError(str(exc), path) from None
-    return geo.to_internal(internal), sch, geo
+    return geo.to_internal(internal), sch, geo, note
 
 
 def read_case(source: CaseSource, *, seg: PathLike | None = None,
@@ -339,8 +352,8 @@ def read_case(source: CaseSource, *, seg: PathLike | None = None,
     case = Case(cf.case_id, {m: images[m] for m in MODALITIES}, ref, cf.layout,
                 {m: cf.images[m] for m in MODALITIES}, geos)
     if cf.seg is not None:
-        gt, sch, _ = read_labels(cf.seg, scheme=scheme, layout=cf.layout, geometry=ref)
-        case.ground_truth, case.gt_scheme, case.gt_path = gt, sch, cf.seg
+        gt, sch, _, note = _read_labels(cf.seg, scheme, cf.layout, ref)
+        case.ground_truth, case.gt_scheme, case.gt_path, case.gt_note = gt, sch, cf.seg, note
     return case
 
 

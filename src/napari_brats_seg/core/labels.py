@@ -268,13 +268,19 @@ def detect_scheme(values: Iterable[int] | np.ndarray, layout: str | None = None)
         raise LabelSchemeError(
             f"label values {sorted(vals)} fit no known scheme (brats2021 0/1/2/4, brats2023 0/1/2/3/4, msd 0/1/2/3)"
         )
+    note = ""
     if layout is not None:
         lay = get_scheme(layout)
         if lay in cands:
             rc = lay is BRATS2023 and 4 in vals
-            return SchemeDetection(lay, cands, f"values {sorted(vals)} fit the {lay.name} file layout", rc)
+            why = f"values {sorted(vals)} fit the {lay.name} file layout"
+            if rc:
+                why += "; value 4 read as a BraTS 2024 resection cavity"
+            return SchemeDetection(lay, cands, why, rc)
+        note = f" (they do not fit the {lay.name} naming of the files)"
     if 3 in vals and 4 in vals:
-        return SchemeDetection(BRATS2023, cands, "values 3 and 4: BraTS 2024 with a resection cavity (4)", True)
+        return SchemeDetection(BRATS2023, cands, "values 3 and 4: BraTS 2024, value 4 read as a resection cavity",
+                               True)
     if 4 in vals:
         return SchemeDetection(BRATS2021, cands, "value 4 without 3: BraTS 2018-2021 enhancing tumour")
     if len(cands) == 1:
@@ -284,5 +290,6 @@ def detect_scheme(values: Iterable[int] | np.ndarray, layout: str | None = None)
         return SchemeDetection(BRATS2023, cands, "empty label map: any scheme reads it the same")
     return SchemeDetection(
         None, cands,
-        f"values {sorted(vals)} fit {', '.join(c.name for c in cands)}: choose the scheme explicitly",
+        f"ambiguous label scheme: values {sorted(vals)}{note} fit "
+        f"{', '.join(c.name for c in cands)}; choose the scheme explicitly",
     )
