@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -436,10 +436,34 @@ def write_labels(labels: np.ndarray, target: Case | Geometry, path: PathLike, *,
     img.header.set_slope_inter(1.0, 0.0)
     img.header["cal_min"], img.header["cal_max"] = 0, int(stored.max(initial=0))
     img.header["descrip"] = f"napari-brats-seg labels ({lab.get_scheme(scheme).name})".encode()[:79]
+    return save_image(img, out, overwrite=overwrite)
+
+
+def save_image(img: nib.Nifti1Image, path: PathLike, *, overwrite: bool = False,
+               protected: Iterable[PathLike] = ()) -> Path:
+    """Save a NIfTI image atomically: to a temporary file in the same folder, then rename.
+
+    Nothing is left behind when saving fails (the temporary file is removed), and a reader never
+    sees a half-written file.
+
+    Raises
+    ------
+    OutputExistsError
+        The path is one of ``protected``, or exists and ``overwrite`` is False.
+    CaseError
+        The name does not end in ``.nii`` or ``.nii.gz``.
+    """
+    out = Path(path)
+    if not is_nifti_name(out):
+        raise CaseError("output name must end in .nii or .nii.gz", out)
+    if out.resolve() in {Path(p).resolve() for p in protected}:
+        raise OutputExistsError(f"{out}: refusing to write over an input file")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: file exists (ask to overwrite)")
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = ".nii.gz" if out.name.lower().endswith(".gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent)
-    os.close(fd)
+    # A fresh hidden name (not mkstemp: its 0600 mode would stick to the output after the rename).
+    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex}.part{suffix}"
     try:
         nib.save(img, tmp)
         os.replace(tmp, out)
