@@ -1,0 +1,1 @@
+"""Shipped model checkpoints (``<name>.safetensors``), found by name with ``load_model``."""
