@@ -1,0 +1,209 @@
+"""Cases and segmentations <-> napari layers.
+
+A case becomes four image layers (named by sequence) and, when it has one, a labels layer for its
+ground truth. Every layer lies in millimetres (``scale`` = voxel spacing, ``translate`` = the
+position of voxel 0 in LPS world coordinates), so layers of one case overlay exactly and the
+ruler/measurements are in mm. Each layer's ``metadata["brats_seg"]`` holds a :class:`LayerSource`:
+the case's geometry, input files and label scheme, everything the writer needs to put a label map
+back on the source grid.
+
+Labels layers hold **internal classes** (0 background, 1 necrotic, 2 edema, 3 enhancing,
+4 resection cavity), shown with fixed colours (:data:`core.labels.CLASS_COLOURS`) through a
+``DirectLabelColormap`` and named through ``features``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+from napari.utils.colormaps import DirectLabelColormap
+
+from ..core import labels as lab
+from ..core.case import MODALITIES, MODALITY_NAMES, Case
+from ..core.geometry import Geometry
+
+#: Key of the plugin's entry in ``layer.metadata``.
+META_KEY = "brats_seg"
+#: Layer order in the viewer (the last one is on top and visible).
+DISPLAY_ORDER = ("t1", "t2", "t1ce", "flair")
+
+
+@dataclass
+class LayerSource:
+    """Where a layer's voxels come from: what the writer and the widgets need.
+
+    Attributes
+    ----------
+    case_id
+        The case identifier.
+    geometry
+        The case's reference geometry (the grid label maps are written back into).
+    role
+        ``"image"``, ``"ground_truth"``, ``"prediction"``, ``"uncertainty"`` or ``"labels"``.
+    layout
+        The case layout (``brats2021``, ``brats2023``, ``msd``, ``files``).
+    modality
+        Canonical modality of an image layer, else None.
+    scheme
+        Label scheme a labels layer is saved in by default.
+    sources
+        Modality -> input file.
+    gt_path
+        The ground-truth file, if any.
+    """
+
+    case_id: str
+    geometry: Geometry
+    role: str = "image"
+    layout: str = "files"
+    modality: str | None = None
+    scheme: str = "brats2021"
+    sources: dict[str, str] = field(default_factory=dict)
+    gt_path: str | None = None
+
+    @property
+    def input_paths(self) -> list[Path]:
+        """Every input file of the case (never written over)."""
+        paths = [Path(p) for p in self.sources.values()]
+        if self.gt_path:
+            paths.append(Path(self.gt_path))
+        return paths
+
+    @classmethod
+    def of_case(cls, case: Case, role: str = "image", **kw: Any) -> "LayerSource":
+        """The source record of a case's layers."""
+        scheme = case.gt_scheme.name if case.gt_scheme is not None else _default_scheme(case.layout)
+        base = cls(case.case_id, case.geometry, role, case.layout, None, scheme,
+                   {m: str(p) for m, p in case.sources.items()},
+                   str(case.gt_path) if case.gt_path else None)
+        return replace(base, **kw)
+
+
+def _default_scheme(layout: str) -> str:
+    return layout if layout in lab.SCHEMES else "brats2021"
+
+
+def source_of(layer: Any) -> LayerSource | None:
+    """The :class:`LayerSource` of a layer (or of layer-data metadata), None if it has none."""
+    meta = layer if isinstance(layer, dict) else getattr(layer, "metadata", {})
+    src = (meta or {}).get(META_KEY)
+    return src if isinstance(src, LayerSource) else None
+
+
+def world_placement(geometry: Geometry) -> dict[str, tuple[float, float, float]]:
+    """``scale`` and ``translate`` (mm, internal ``(z, y, x)`` = S, P, L) of a case's layers."""
+    origin_ras = geometry.internal_affine[:3, 3]
+    translate = (float(origin_ras[2]), float(-origin_ras[1]), float(-origin_ras[0]))
+    return {"scale": tuple(float(s) for s in geometry.spacing), "translate": translate}
+
+
+def robust_limits(arr: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
+    """Contrast limits from percentiles of the non-zero voxels (a subsample for speed)."""
+    sample = np.asarray(arr)[::2, ::2, ::2]
+    nz = sample[sample != 0]
+    if nz.size == 0:
+        return (0.0, 1.0)
+    lo, hi = np.percentile(nz, [low, high])
+    if hi <= lo:
+        hi = lo + 1.0
+    return (float(lo), float(hi))
+
+
+def label_colormap() -> DirectLabelColormap:
+    """Fixed colours of the internal classes (transparent background and unknown values)."""
+    colours: dict[int | None, tuple[float, ...]] = {None: (0.0, 0.0, 0.0, 0.0)}
+    colours.update({int(k): v for k, v in lab.CLASS_COLOURS.items()})
+    return DirectLabelColormap(color_dict=colours)
+
+
+def label_features() -> pd.DataFrame:
+    """``features`` of a labels layer: one row per internal class with its name and short key."""
+    keys = sorted(lab.CLASS_NAMES)
+    return pd.DataFrame({"index": keys, "name": [lab.CLASS_NAMES[k] for k in keys],
+                         "key": [lab.CLASS_KEYS[k] for k in keys]})
+
+
+def image_layer_data(case: Case, modality: str) -> tuple[np.ndarray, dict, str]:
+    """A layer-data tuple of one sequence of ``case``."""
+    arr = case.images[modality]
+    kwargs = {
+        "name": f"{MODALITY_NAMES[modality]} [{case.case_id}]",
+        "colormap": "gray",
+        "contrast_limits": robust_limits(arr),
+        "visible": modality == DISPLAY_ORDER[-1],
+        "metadata": {META_KEY: LayerSource.of_case(case, "image", modality=modality)},
+        **world_placement(case.geometry),
+    }
+    return arr, kwargs, "image"
+
+
+def labels_layer_data(labels: np.ndarray, source: LayerSource, name: str) -> tuple[np.ndarray, dict, str]:
+    """A labels layer-data tuple for an internal-class map lying on ``source``'s grid."""
+    kwargs = {
+        "name": name,
+        "colormap": label_colormap(),
+        "features": label_features(),
+        "opacity": 0.6,
+        "metadata": {META_KEY: source},
+        **world_placement(source.geometry),
+    }
+    return np.asarray(labels, dtype=np.uint8), kwargs, "labels"
+
+
+def case_layer_data(case: Case) -> list[tuple[np.ndarray, dict, str]]:
+    """Every layer of a case: its four sequences and, if present, its ground truth (on top)."""
+    out = [image_layer_data(case, m) for m in DISPLAY_ORDER if m in case.images]
+    if case.ground_truth is not None:
+        src = LayerSource.of_case(case, "ground_truth")
+        out.append(labels_layer_data(case.ground_truth, src, f"ground truth [{case.case_id}]"))
+    return out
+
+
+def case_from_layers(layers: Iterable[Any], case_id: str | None = None) -> Case:
+    """Rebuild a :class:`Case` from the image layers of one case in the viewer.
+
+    Parameters
+    ----------
+    layers
+        Layers to look through (e.g. ``viewer.layers``).
+    case_id
+        Which case; the first case found when None.
+
+    Raises
+    ------
+    KeyError
+        When no case (or not all four sequences of it) is among the layers.
+    """
+    found: dict[str, tuple[LayerSource, np.ndarray]] = {}
+    for layer in layers:
+        src = source_of(layer)
+        if src is None or src.role != "image" or src.modality is None:
+            continue
+        if case_id is None:
+            case_id = src.case_id
+        if src.case_id == case_id and src.modality not in found:
+            found[src.modality] = (src, np.asarray(layer.data))
+    if case_id is None:
+        raise KeyError("no case is open: load one first")
+    missing = [m for m in MODALITIES if m not in found]
+    if missing:
+        raise KeyError(f"case {case_id} lacks the sequence layer(s) {', '.join(missing)}")
+    first = found[MODALITIES[0]][0]
+    images = {m: found[m][1].astype(np.float32, copy=False) for m in MODALITIES}
+    return Case(first.case_id, images, first.geometry, first.layout,
+                {m: Path(p) for m, p in first.sources.items()},
+                gt_path=Path(first.gt_path) if first.gt_path else None)
+
+
+def case_ids(layers: Iterable[Any]) -> list[str]:
+    """The distinct case identifiers of the image layers, in layer order."""
+    out: list[str] = []
+    for layer in layers:
+        src = source_of(layer)
+        if src is not None and src.role == "image" and src.case_id not in out:
+            out.append(src.case_id)
+    return out

@@ -1,0 +1,1 @@
+"""The plugin's dock widgets, one per module: load, segment, correct, score, save, 3D view."""

@@ -1,0 +1,223 @@
+"""Load widget: pick a case folder or files, check which file is which sequence, check the geometry,
+then add the case's layers.
+
+Flow: *Folder...* / *Files...* (or type a path and press *Inspect*) -> the table shows the file taken
+for each sequence (T1, T1ce, T2, FLAIR, segmentation); each row's combo box lets the user pick another
+NIfTI file of the folder -> the geometry line says whether shapes, affines and spacing agree (read from
+the headers only) -> *Load* reads the case in the background and adds four image layers plus the
+ground truth.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                            QTableWidget, QVBoxLayout, QWidget)
+
+from ...core.case import MODALITIES, MODALITY_NAMES
+from ...core.errors import BratsSegError, CaseError
+from ...core.geometry import Geometry
+from ...core.io import AFFINE_ATOL, CaseFiles, find_case_files, is_nifti_name, read_case
+from ..autosave import AutosaveManager
+from ..layers import case_layer_data
+from ..worker import Task, start_task
+from ._qt import add_layer_data
+
+#: Table rows: role -> label.
+ROLES: dict[str, str] = {**{m: MODALITY_NAMES[m] for m in MODALITIES}, "seg": "Segmentation"}
+NONE_ITEM = "(none)"
+
+
+def geometry_check(files: CaseFiles) -> tuple[bool, str]:
+    """Compare the headers of a case's files: ``(ok, message)``; reads no voxel data."""
+    if files.msd_file is not None:
+        paths = {"image (4D)": files.msd_file}
+    else:
+        paths = {MODALITY_NAMES[m]: p for m, p in files.images.items()}
+    if files.seg is not None:
+        paths["segmentation"] = files.seg
+    ref_name, ref = None, None
+    problems = []
+    for name, p in paths.items():
+        try:
+            geo = Geometry.from_image(nib.load(str(p)))
+        except Exception as exc:  # noqa: BLE001 - any unreadable header is reported, not raised
+            problems.append(f"{name}: unreadable ({exc.__class__.__name__})")
+            continue
+        if ref is None:
+            ref_name, ref = name, geo
+            continue
+        why = ref.agrees_with(geo, AFFINE_ATOL)
+        if why:
+            problems.append(f"{name} vs {ref_name}: {why}")
+    if problems:
+        return False, "Geometry differs: " + "; ".join(problems)
+    if ref is None:
+        return False, "no files"
+    sp = ", ".join(f"{z:g}" for z in ref.zooms)
+    return True, (f"Geometry OK: {len(paths)} files agree: shape {ref.shape}, spacing ({sp}) mm, "
+                  f"orientation {''.join(ref.axcodes)}{' (oblique)' if ref.is_oblique else ''}")
+
+
+class LoadWidget(QWidget):
+    """Dock widget that loads a case into the viewer.
+
+    Public controls: ``path_edit``, ``folder_button``, ``files_button``, ``inspect_button``,
+    ``table`` (one combo box per role: :meth:`role_combo`), ``geometry_label``, ``load_button``.
+    """
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.files: CaseFiles | None = None
+        self.task: Task | None = None
+        self.geometry_ok = False
+        AutosaveManager.for_viewer(napari_viewer)
+
+        self.path_edit = QLineEdit()
+        self.path_edit.setPlaceholderText("case folder, MSD 4D file, or BraTS-named files")
+        self.folder_button = QPushButton("Folder...")
+        self.files_button = QPushButton("Files...")
+        self.inspect_button = QPushButton("Inspect")
+        self.table = QTableWidget(len(ROLES), 2)
+        self.table.setHorizontalHeaderLabels(["Sequence", "File"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self._combos: dict[str, QComboBox] = {}
+        for row, (role, label) in enumerate(ROLES.items()):
+            self.table.setCellWidget(row, 0, QLabel(label))
+            combo = QComboBox()
+            combo.currentIndexChanged.connect(self._on_choice_changed)
+            self._combos[role] = combo
+            self.table.setCellWidget(row, 1, combo)
+        self.geometry_label = QLabel("Pick a case.")
+        self.geometry_label.setWordWrap(True)
+        self.load_button = QPushButton("Load")
+        self.load_button.setEnabled(False)
+
+        top = QHBoxLayout()
+        for w in (self.folder_button, self.files_button, self.inspect_button):
+            top.addWidget(w)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.path_edit)
+        lay.addLayout(top)
+        lay.addWidget(self.table)
+        lay.addWidget(self.geometry_label)
+        lay.addWidget(self.load_button)
+        lay.addStretch(1)
+
+        self.folder_button.clicked.connect(self._pick_folder)
+        self.files_button.clicked.connect(self._pick_files)
+        self.inspect_button.clicked.connect(lambda: self.inspect(self.path_edit.text()))
+        self.path_edit.returnPressed.connect(lambda: self.inspect(self.path_edit.text()))
+        self.load_button.clicked.connect(self.load)
+
+    # -- choosing ------------------------------------------------------------------------------
+    def _pick_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Case folder")
+        if folder:
+            self.inspect(folder)
+
+    def _pick_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Case files", "", "NIfTI (*.nii *.nii.gz)")
+        if files:
+            self.inspect(files)
+
+    def role_combo(self, role: str) -> QComboBox:
+        """The combo box choosing the file of ``role`` (``t1``, ``t1ce``, ``t2``, ``flair``, ``seg``)."""
+        return self._combos[role]
+
+    def inspect(self, source: str | list[str]) -> CaseFiles | None:
+        """Find which file is which sequence and fill the table; errors show as notifications."""
+        self.files = None
+        self.load_button.setEnabled(False)
+        if isinstance(source, str):
+            self.path_edit.setText(source)
+        else:
+            self.path_edit.setText("; ".join(source))
+        try:
+            files = find_case_files(source if isinstance(source, str) else [Path(p) for p in source])
+        except BratsSegError as exc:
+            self.geometry_label.setText(f"Cannot use this: {exc}")
+            show_error(str(exc))
+            return None
+        self.files = files
+        self._fill_table(files)
+        self._update_check()
+        return files
+
+    def _candidates(self, files: CaseFiles) -> list[Path]:
+        folders = {p.parent for p in files.images.values()}
+        if files.seg is not None:
+            folders.add(files.seg.parent)
+        found = set(files.images.values()) | ({files.seg} if files.seg else set())
+        for f in folders:
+            found |= {p for p in f.iterdir() if p.is_file() and is_nifti_name(p)}
+        return sorted(found)
+
+    def _fill_table(self, files: CaseFiles) -> None:
+        cands = self._candidates(files)
+        msd = files.msd_file is not None
+        for role, combo in self._combos.items():
+            combo.blockSignals(True)
+            combo.clear()
+            if role == "seg":
+                combo.addItem(NONE_ITEM, None)
+            for p in cands:
+                combo.addItem(p.name, str(p))
+            current = files.seg if role == "seg" else files.images.get(role)
+            if current is not None:
+                combo.setCurrentIndex(combo.findData(str(current)))
+            combo.setEnabled(not msd or role == "seg")
+            combo.blockSignals(False)
+
+    def _on_choice_changed(self, _index: int = 0) -> None:
+        if self.files is None:
+            return
+        for role, combo in self._combos.items():
+            value = combo.currentData()
+            if role == "seg":
+                self.files.seg = Path(value) if value else None
+            elif self.files.msd_file is None and value:
+                self.files.images[role] = Path(value)
+        self._update_check()
+
+    def _update_check(self) -> None:
+        assert self.files is not None
+        chosen = list(self.files.images.values()) if self.files.msd_file is None else []
+        if len(set(chosen)) != len(chosen):
+            self.geometry_ok = False
+            self.geometry_label.setText("The same file is chosen for two sequences.")
+        else:
+            self.geometry_ok, text = geometry_check(self.files)
+            self.geometry_label.setText(text)
+        self.load_button.setEnabled(self.geometry_ok and self.task is None)
+
+    # -- loading -------------------------------------------------------------------------------
+    def load(self) -> Task | None:
+        """Read the chosen files in the background and add the case's layers when done."""
+        if self.files is None and self.path_edit.text().strip():
+            self.inspect(self.path_edit.text().strip())
+        if self.files is None or not self.geometry_ok:
+            return None
+        files = self.files
+        self.load_button.setEnabled(False)
+
+        def work(on_progress: Any = None, cancel: Any = None) -> Any:
+            return read_case(files)
+
+        self.task = start_task(work, description=f"loading {files.case_id}", wrap=CaseError,
+                               on_success=self._add_case, on_done=self._done)
+        return self.task
+
+    def _add_case(self, case: Any) -> None:
+        add_layer_data(self.viewer, case_layer_data(case))
+        self.viewer.reset_view()
+
+    def _done(self) -> None:
+        self.task = None
+        self.load_button.setEnabled(self.files is not None and self.geometry_ok)

@@ -1,0 +1,194 @@
+"""Segment widget: run a model on the open case in the background.
+
+Model choice: the shipped models (:func:`core.models.registry.list_models`), a checkpoint file, a
+CaPTk DeepMedic folder or a MONAI bundle folder (*File...* / *Folder...*), or a model handed over
+in memory (:meth:`SegmentWidget.add_model`). *Run* reads the case from its image layers and starts
+``core.inference.predict`` in a worker with napari's progress bar; *Cancel* sets the cancel token,
+which the inference checks before every window. Inputs are disabled while it runs and re-enabled
+after success, error or cancel; errors are napari notifications. Each run adds a NEW labels layer
+(named classes, fixed colours) and, with TTA and *uncertainty* ticked, an uncertainty image layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                            QPushButton, QVBoxLayout, QWidget)
+
+from ...core.errors import InferenceError
+from ..layers import LayerSource, case_from_layers, case_ids, labels_layer_data, source_of, world_placement
+from ..worker import Task, start_task
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class SegmentWidget(QWidget):
+    """Dock widget that segments a case.
+
+    Public controls: ``case_combo``, ``model_combo``, ``file_button``, ``folder_button``,
+    ``device_combo``, ``tta``, ``uncertainty``, ``run_button``, ``cancel_button``, ``status``.
+    :attr:`task` is the running :class:`~..worker.Task` (None when idle); :attr:`last_layer` the
+    labels layer of the last successful run.
+    """
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.task: Task | None = None
+        self.last_layer: Any = None
+        self.last_result: Any = None
+
+        self.case_combo = QComboBox()
+        self.model_combo = QComboBox()
+        self.file_button = QPushButton("File...")
+        self.folder_button = QPushButton("Folder...")
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        self.tta = QCheckBox("Test-time augmentation (flips)")
+        self.uncertainty = QCheckBox("Add uncertainty layer (with TTA)")
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        pick = QHBoxLayout()
+        pick.addWidget(self.file_button)
+        pick.addWidget(self.folder_button)
+        form = QFormLayout()
+        form.addRow("Case", self.case_combo)
+        form.addRow("Model", self.model_combo)
+        form.addRow("", pick)
+        form.addRow("Device", self.device_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.tta)
+        lay.addWidget(self.uncertainty)
+        lay.addLayout(buttons)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+        self._inputs = (self.case_combo, self.model_combo, self.file_button, self.folder_button,
+                        self.device_combo, self.tta, self.uncertainty, self.run_button)
+
+        self.file_button.clicked.connect(self._pick_file)
+        self.folder_button.clicked.connect(self._pick_folder)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
+            ev.connect(self._refresh_cases)
+        self._refresh_cases()
+        self._list_shipped()
+
+    # -- choices -------------------------------------------------------------------------------
+    def _refresh_cases(self, _event: Any = None) -> None:
+        current = self.case_combo.currentText()
+        ids = case_ids(self.viewer.layers)
+        self.case_combo.clear()
+        self.case_combo.addItems(ids)
+        if current in ids:
+            self.case_combo.setCurrentText(current)
+
+    def _list_shipped(self) -> None:
+        from ...core.models.registry import list_models
+
+        for info in list_models():
+            if "error" not in info:
+                self.model_combo.addItem(f"{info['name']} ({info['family']})", info["source"])
+
+    def add_model(self, source: Any, label: str | None = None) -> None:
+        """Offer and select a model: a shipped name, a checkpoint or folder path, or a ``LoadedModel``."""
+        if label is None:
+            spec = getattr(source, "spec", None)
+            label = f"{spec.name} (in memory)" if spec is not None else Path(str(source)).name
+        self.model_combo.addItem(label, source)
+        self.model_combo.setCurrentIndex(self.model_combo.count() - 1)
+
+    def _pick_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model checkpoint", "", "Checkpoints (*.safetensors)")
+        if path:
+            self.add_model(path)
+
+    def _pick_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "DeepMedic or MONAI bundle folder")
+        if path:
+            self.add_model(path)
+
+    # -- running -------------------------------------------------------------------------------
+    def _set_running(self, running: bool) -> None:
+        for w in self._inputs:
+            w.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+    def run(self) -> Task | None:
+        """Start segmenting the chosen case with the chosen model; returns the task (None if not started)."""
+        if self.task is not None:
+            return None
+        source = self.model_combo.currentData()
+        if source is None:
+            show_error("Choose a model first (a shipped one, a checkpoint file or a model folder).")
+            return None
+        try:
+            case = case_from_layers(self.viewer.layers, self.case_combo.currentText() or None)
+        except KeyError as exc:
+            show_error(str(exc.args[0]))
+            return None
+        device, tta = self.device_combo.currentText(), self.tta.isChecked()
+
+        def work(on_progress: Any = None, cancel: Any = None) -> Any:
+            from ...core.inference import predict
+            from ...core.models.registry import load_model
+
+            model = load_model(source, device="cpu")
+            return predict(case, model, device=device, tta=tta, on_progress=on_progress, cancel=cancel)
+
+        self._set_running(True)
+        self.status.setText(f"Segmenting {case.case_id}...")
+        self._case_id = case.case_id
+        self.task = start_task(work, description=f"segmenting {case.case_id}", wrap=InferenceError)
+        self.task.progressed.connect(self._on_progress)
+        self.task.succeeded.connect(self._on_result)
+        self.task.failed.connect(lambda exc: self.status.setText(f"Failed: {exc}"))
+        self.task.cancelled.connect(self._on_cancelled)
+        self.task.done.connect(self._on_done)
+        return self.task
+
+    def cancel(self) -> None:
+        """Ask the running inference to stop (it stops before its next window)."""
+        if self.task is not None:
+            self.task.cancel()
+            self.status.setText("Cancelling...")
+
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        self.status.setText(f"{done}/{total} {message}")
+
+    def _on_cancelled(self) -> None:
+        self.status.setText("Cancelled.")
+        show_info("Segmentation cancelled.")
+
+    def _on_result(self, seg: Any) -> None:
+        self.last_result = seg
+        ref = next(s for ly in self.viewer.layers
+                   if (s := source_of(ly)) is not None and s.case_id == self._case_id and s.role == "image")
+        src = LayerSource(ref.case_id, ref.geometry, "prediction", ref.layout, None, ref.scheme,
+                          dict(ref.sources), ref.gt_path)
+        name = f"{seg.info.get('model', 'prediction')} [{ref.case_id}]"
+        data, kwargs, _ = labels_layer_data(seg.labels, src, name)
+        self.last_layer = self.viewer.add_labels(data, **kwargs)
+        if self.uncertainty.isChecked() and seg.uncertainty is not None:
+            usrc = LayerSource(ref.case_id, ref.geometry, "uncertainty", ref.layout)
+            self.viewer.add_image(seg.uncertainty, name=f"uncertainty [{ref.case_id}]", colormap="magma",
+                                  blending="additive", contrast_limits=(0.0, 0.5),
+                                  metadata={"brats_seg": usrc}, **world_placement(ref.geometry))
+        secs = seg.info.get("seconds")
+        self.status.setText(f"Done in {secs:.1f} s on {seg.info.get('device', '?')}" if secs is not None
+                            else "Done.")
+
+    def _on_done(self) -> None:
+        self.task = None
+        self._set_running(False)

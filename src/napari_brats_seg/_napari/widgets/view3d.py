@@ -1,0 +1,102 @@
+"""3D widget: one click shows the tumour labels in 3D over a faint rendering of the brain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from napari.layers import Image, Labels
+from qtpy.QtWidgets import QComboBox, QFormLayout, QPushButton, QSlider, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+
+from ..layers import source_of
+
+#: Brain renderings offered (napari image ``rendering`` modes).
+BRAIN_RENDERINGS = ("attenuated_mip", "translucent", "mip", "minip")
+
+
+def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: float = 0.3,
+            brain: Image | None = None) -> Image | None:
+    """Switch the viewer to 3D: the brain (one image layer) faint underneath, labels on top.
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer.
+    rendering
+        Rendering of the brain image (:data:`BRAIN_RENDERINGS`).
+    brain_opacity
+        Opacity of the brain.
+    brain
+        The image layer to show; by default the case's FLAIR (else the first visible image).
+
+    Returns
+    -------
+    Image or None
+        The brain layer shown.
+    """
+    images = [ly for ly in viewer.layers if isinstance(ly, Image)]
+    if brain is None:
+        flair = [ly for ly in images if (s := source_of(ly)) is not None and s.modality == "flair"]
+        visible = [ly for ly in images if ly.visible]
+        brain = (flair or visible or images or [None])[-1]
+    for ly in images:
+        ly.visible = ly is brain
+    if brain is not None:
+        brain.rendering = rendering
+        brain.opacity = brain_opacity
+        brain.blending = "translucent_no_depth" if rendering == "translucent" else "additive"
+        if rendering == "attenuated_mip":
+            brain.attenuation = 0.5
+    for ly in viewer.layers:
+        if isinstance(ly, Labels):
+            ly.rendering = "iso_categorical"
+            ly.blending = "translucent"
+            ly.opacity = 1.0
+    viewer.dims.ndisplay = 3
+    viewer.camera.angles = (0.0, 30.0, 60.0)
+    viewer.reset_view()
+    return brain
+
+
+def show_2d(viewer: Any) -> None:
+    """Back to the 2D slice view."""
+    viewer.dims.ndisplay = 2
+
+
+class View3DWidget(QWidget):
+    """Dock widget with a *Show 3D* / *Back to 2D* button, the brain rendering and its opacity.
+
+    Public controls: ``show_button``, ``flat_button``, ``rendering_combo``, ``opacity_slider``.
+    """
+
+    def __init__(self, napari_viewer: Any) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.show_button = QPushButton("Show tumour in 3D")
+        self.flat_button = QPushButton("Back to 2D")
+        self.rendering_combo = QComboBox()
+        self.rendering_combo.addItems(BRAIN_RENDERINGS)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(30)
+        form = QFormLayout()
+        form.addRow("Brain rendering", self.rendering_combo)
+        form.addRow("Brain opacity", self.opacity_slider)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.show_button)
+        lay.addLayout(form)
+        lay.addWidget(self.flat_button)
+        lay.addStretch(1)
+        self.show_button.clicked.connect(self.show_3d)
+        self.flat_button.clicked.connect(lambda: show_2d(self.viewer))
+        self.rendering_combo.currentTextChanged.connect(self._restyle)
+        self.opacity_slider.valueChanged.connect(self._restyle)
+
+    def show_3d(self) -> Image | None:
+        """Render the case in 3D with the widget's settings."""
+        return show_3d(self.viewer, rendering=self.rendering_combo.currentText(),
+                       brain_opacity=self.opacity_slider.value() / 100.0)
+
+    def _restyle(self, *_: Any) -> None:
+        if self.viewer.dims.ndisplay == 3:
+            self.show_3d()

@@ -1,0 +1,166 @@
+"""The one place that starts background work for the widgets.
+
+:func:`start_task` runs ``fn(on_progress=..., cancel=token)`` in napari's thread pool
+(:func:`napari.qt.threading.create_worker`) and turns everything that happens there into Qt signals
+delivered on the GUI thread:
+
+- progress calls from the worker thread are queued to the GUI thread, where they advance a napari
+  progress bar (shown in the viewer's activity dock) and :attr:`Task.progressed`;
+- any exception that is not one of the project's own is wrapped (torch's shape errors and
+  ``OutOfMemoryError`` are ``RuntimeError``\\ s, which must not cross threads bare);
+- exactly one of :attr:`Task.succeeded`, :attr:`Task.failed` or :attr:`Task.cancelled` is emitted,
+  then always :attr:`Task.done`, where widgets re-enable their inputs.
+
+Nothing in the worker thread touches Qt widgets or layers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QObject, Signal, Slot
+
+from ..core.errors import BratsSegError, Cancelled
+from ..core.progress import CancelToken
+
+#: Tasks still running, kept alive until their ``done`` signal.
+_RUNNING: set["Task"] = set()
+
+
+class Task(QObject):
+    """A background call with progress, cancellation and GUI-thread signals.
+
+    Signals
+    -------
+    progressed(done, total, message)
+        On the GUI thread, after each progress report.
+    succeeded(result)
+        The function returned ``result``.
+    failed(error)
+        The function raised (a :class:`BratsSegError`; other exceptions arrive wrapped).
+    cancelled()
+        The function stopped because :meth:`cancel` was called.
+    done()
+        Always last: clean up here.
+    """
+
+    progressed = Signal(int, int, str)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal()
+    done = Signal()
+    _raw_progress = Signal(int, int, str)
+
+    def __init__(self, fn: Callable[..., Any], *, description: str = "working",
+                 wrap: type[BratsSegError] = BratsSegError, notify_errors: bool = True,
+                 show_progress: bool = True) -> None:
+        super().__init__()
+        self.token = CancelToken()
+        self.description = description
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.is_running = False
+        self._fn, self._wrap, self._notify = fn, wrap, notify_errors
+        self._show_progress = show_progress
+        self._pbar: progress | None = None
+        self._raw_progress.connect(self._on_progress)
+        self._worker: Any = None
+
+    # -- worker thread ---------------------------------------------------------------------
+    def _emit_progress(self, done: int, total: int, message: str = "") -> None:
+        self._raw_progress.emit(int(done), int(total), str(message))
+
+    def _run(self) -> Any:
+        try:
+            return self._fn(on_progress=self._emit_progress, cancel=self.token)
+        except BratsSegError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - wrapped so that no bare RuntimeError crosses threads
+            raise self._wrap(f"{type(exc).__name__}: {exc}") from exc
+
+    # -- GUI thread ------------------------------------------------------------------------
+    def start(self) -> "Task":
+        """Start the work in napari's thread pool; returns self."""
+        if self._show_progress:
+            self._pbar = progress(total=0, desc=self.description)
+        self.is_running = True
+        _RUNNING.add(self)
+        self._worker = create_worker(self._run, _ignore_errors=True, _start_thread=False)
+        self._worker.returned.connect(self._on_returned)
+        self._worker.errored.connect(self._on_errored)
+        self._worker.finished.connect(self._on_finished)
+        self._worker.start()
+        return self
+
+    def cancel(self) -> None:
+        """Ask the work to stop at its next check of the cancel token."""
+        self.token.cancel()
+
+    @Slot(int, int, str)
+    def _on_progress(self, done: int, total: int, message: str) -> None:
+        if self._pbar is not None:
+            if total and self._pbar.total != total:
+                self._pbar.total = total
+            self._pbar.n = min(done, total) if total else done
+            if message:
+                self._pbar.set_description(f"{self.description}: {message}")
+            self._pbar.refresh()
+        self.progressed.emit(done, total, message)
+
+    @Slot(object)
+    def _on_returned(self, result: Any) -> None:
+        self.result = result
+        self.succeeded.emit(result)
+
+    @Slot(object)
+    def _on_errored(self, exc: BaseException) -> None:
+        self.error = exc
+        if isinstance(exc, Cancelled) or (self.token.cancelled and isinstance(exc, BratsSegError)
+                                          and isinstance(exc.__cause__, Cancelled)):
+            self.cancelled.emit()
+            return
+        if self._notify:
+            show_error(f"{self.description} failed: {exc}")
+        self.failed.emit(exc)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self.is_running = False
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+        _RUNNING.discard(self)
+        self.done.emit()
+
+
+def start_task(fn: Callable[..., Any], *, description: str = "working",
+               wrap: type[BratsSegError] = BratsSegError, notify_errors: bool = True,
+               show_progress: bool = True, on_success: Callable[[Any], None] | None = None,
+               on_done: Callable[[], None] | None = None) -> Task:
+    """Start ``fn(on_progress=..., cancel=...)`` in the background and return its :class:`Task`.
+
+    Parameters
+    ----------
+    fn
+        The work; it must accept the keyword arguments ``on_progress`` and ``cancel``.
+    description
+        Shown in the progress bar and in error notifications.
+    wrap
+        Exception class that wraps errors which are not the project's own.
+    notify_errors
+        Show failures as napari error notifications.
+    show_progress
+        Show a napari progress bar.
+    on_success, on_done
+        Convenience connections to :attr:`Task.succeeded` and :attr:`Task.done`.
+    """
+    task = Task(fn, description=description, wrap=wrap, notify_errors=notify_errors,
+                show_progress=show_progress)
+    if on_success is not None:
+        task.succeeded.connect(on_success)
+    if on_done is not None:
+        task.done.connect(on_done)
+    return task.start()
