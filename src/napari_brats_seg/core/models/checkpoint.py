@@ -141,12 +141,12 @@ def load_checkpoint(path: PathLike, device: str = "cpu") -> LoadedModel:
         missing, unexpected = load_model(network, str(path), strict=False, device=str(device))
     except RuntimeError as exc:  # load_state_dict's shape mismatch
         first = str(exc).strip().splitlines()[-1].strip()
-        raise ModelError(f"{path}: the weights do not fit a {spec.family} network with the recorded "
+        raise ModelError(f"{path}: the weights do not fit the {spec.family} network with the recorded "
                          f"arguments: {first}") from None
     except Exception as exc:
         raise ModelError(f"{path}: cannot read the weights ({exc}); the file may be truncated") from None
     if missing or unexpected:
-        raise ModelError(f"{path}: the weights do not fit a {spec.family} network with the recorded arguments "
+        raise ModelError(f"{path}: the weights do not fit the {spec.family} network with the recorded arguments "
                          f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]})")
     network.to(device).eval()
     return LoadedModel(spec=spec, network=network, source=str(path))
