@@ -162,10 +162,11 @@ def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -
 
 
 def _assemble(tp: int, fp: int, fn: int, tn: int, hd: float, spacing: Sequence[float]) -> dict[str, float]:
-    voxel_ml = float(np.prod(spacing)) / 1000.0
+    voxel_mm3 = float(np.prod(spacing))
     s = scores_from_counts(tp, fp, fn, tn)
     out = {"dice": s["dice"], "hd95": hd, "sensitivity": s["sensitivity"], "specificity": s["specificity"],
-           "jaccard": s["jaccard"], "volume_pred_ml": (tp + fp) * voxel_ml, "volume_gt_ml": (tp + fn) * voxel_ml}
+           "jaccard": s["jaccard"], "volume_pred_ml": (tp + fp) * voxel_mm3 / 1000.0,
+           "volume_gt_ml": (tp + fn) * voxel_mm3 / 1000.0}
     return {k: float(out[k]) for k in METRIC_KEYS}
 
 
