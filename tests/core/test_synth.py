@@ -156,3 +156,13 @@ def test_write_cases_refuses_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(CaseError, match=">= 0"):
         synth.write_cases(tmp_path, 1, -1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_synth_imports_no_torch_or_gui() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, napari_brats_seg.core.synth, napari_brats_seg.commands.synth\n"
+            "print(','.join(m for m in ('torch', 'napari', 'qtpy', 'PyQt6') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
