@@ -144,13 +144,13 @@ def _tumour(rng: np.random.Generator, tissue: np.ndarray, coords: np.ndarray) ->
 
     def lesion(centre: np.ndarray, r_ed: float, with_core: bool) -> None:
         dist = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre)))
-        r_tc = r_ed * rng.uniform(0.45, 0.7)
+        r_tc = r_ed * rng.uniform(0.6, 0.85)
         ed = _ball(dist, r_ed, _smooth_field(rng, shape, 8), 0.35)
         tc = _ball(dist, r_tc, _smooth_field(rng, shape, 8), 0.2) & ed
         labels[ed & brain] = lab.EDEMA
         labels[tc & brain] = lab.ENHANCING
         if with_core:
-            nec = _ball(dist, r_tc * rng.uniform(0.5, 0.75), _smooth_field(rng, shape, 8), 0.2)
+            nec = _ball(dist, r_tc * rng.uniform(0.6, 0.85), _smooth_field(rng, shape, 8), 0.2)
             labels[nec & tc & brain] = lab.NECROTIC
 
     # Main tumour: centre in the brain, off-centre in one hemisphere, away from the surface.
