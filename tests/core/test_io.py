@@ -12,7 +12,7 @@ from nibabel import orientations as nio
 
 from napari_brats_seg.core import io
 from napari_brats_seg.core.case import MODALITIES
-from napari_brats_seg.core.errors import CaseError, OutputExistsError
+from napari_brats_seg.core.errors import CaseError, LabelSchemeError, OutputExistsError
 
 SUFFIX_2023 = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f", "seg": "seg"}
 ROLES = ("t1", "t1ce", "t2", "flair", "seg")
@@ -407,6 +407,43 @@ def test_write_checks_shape_and_name(make_case, tmp_path: Path) -> None:
     with pytest.raises(CaseError, match="must end in .nii"):
         io.write_labels(case.ground_truth, case, tmp_path / "a.png")
     assert _listing(tmp_path) == ["Tiny_1"]
+
+
+def test_write_refuses_values_that_would_wrap(make_case, tmp_path: Path) -> None:
+    case = io.read_case(make_case())
+    bad = case.ground_truth.astype(np.int64)
+    bad[0, 0, 0] = 256  # would become 0 in a plain uint8 cast
+    with pytest.raises(LabelSchemeError, match="cannot store 256"):
+        io.write_labels(bad, case, tmp_path / "pred.nii.gz")
+    with pytest.raises(LabelSchemeError, match="non-integer"):
+        io.write_labels(case.ground_truth + 0.5, case, tmp_path / "pred.nii.gz")
+    assert _listing(tmp_path) == ["Tiny_1"]
+
+
+def test_nifti2_and_uncoded_files_round_trip(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    aff = np.diag([-1.2, 0.9, 3.0, 1.0])
+    aff[:3, 3] = [5.0, -6.0, 7.0]
+    for kind in ("nifti2", "uncoded"):
+        folder = tmp_path / kind / "K_1"
+        folder.mkdir(parents=True)
+        for role in ROLES:
+            data = rng.integers(0 if role == "seg" else 1, 3 if role == "seg" else 500, (12, 10, 8)).astype(np.int16)
+            if kind == "nifti2":
+                img = nib.Nifti2Image(data, aff)
+            else:
+                img = nib.Nifti1Image(data, None)  # no affine: qform and sform codes 0, pixdim only
+                img.header.set_zooms((1.2, 0.9, 3.0))
+            nib.save(img, str(folder / f"K_1_{role}.nii.gz"))
+        case = io.read_case(folder)
+        assert case.spacing == pytest.approx((3.0, 0.9, 1.2))
+        out = io.write_labels(case.ground_truth, case, tmp_path / kind / "out.nii.gz", scheme=case.gt_scheme)
+        written, original = _load(out), _load(folder / "K_1_seg.nii.gz")
+        assert type(written) is type(original)
+        np.testing.assert_array_equal(np.asarray(written.dataobj), np.asarray(original.dataobj))
+        np.testing.assert_array_equal(written.affine, original.affine)
+        for code in ("qform_code", "sform_code"):
+            assert int(written.header[code]) == int(original.header[code])
 
 
 def test_written_file_has_ordinary_permissions(make_case, tmp_path: Path) -> None:

@@ -424,11 +424,12 @@ def write_labels(labels: np.ndarray, target: Case | Geometry, path: PathLike, *,
     arr = np.asarray(labels)
     if arr.shape != geo.internal_shape:
         raise CaseError(f"label map shape {arr.shape} does not match the case's {geo.internal_shape}", out)
-    stored = lab.from_internal(arr.astype(np.uint8, copy=False), scheme)
+    stored = lab.from_internal(arr, scheme)  # checks the values before any narrowing cast
     data = geo.from_internal(stored)
     hdr = geo.header.copy()
     hdr.set_data_dtype(np.uint8)
-    img = nib.Nifti1Image(data, geo.affine, header=hdr)
+    cls = nib.Nifti2Image if isinstance(geo.header, nib.Nifti2Header) else nib.Nifti1Image
+    img = cls(data, geo.affine, header=hdr)
     q, qc = geo.header.get_qform(coded=True)
     s, sc = geo.header.get_sform(coded=True)
     img.set_qform(q if q is not None else geo.affine, int(qc or 0))
