@@ -250,3 +250,11 @@ def test_mask_touching_the_image_border_agrees_with_monai():
     ref = _monai(p, g, (1.0, 0.7, 2.0))
     assert ours["hd95"] == pytest.approx(ref["hd95"], rel=1e-4)
     assert ours["dice"] == pytest.approx(ref["dice"], abs=1e-6)
+
+
+def test_two_empty_maps_score_perfect_everywhere():
+    z = np.zeros((5, 6, 7), np.uint8)
+    m = compute_metrics(z, z, (1.0, 1.0, 3.0), lesionwise=True)
+    for d in [m["WT"], m["TC"], m["ET"], *m["labels"].values()]:
+        assert (d["dice"], d["hd95"], d["volume_pred_ml"], d["volume_gt_ml"]) == (1.0, 0.0, 0.0, 0.0)
+    assert all(m["lesionwise"][r]["dice"] == 1.0 and m["lesionwise"][r]["hd95"] == 0.0 for r in lab.REGIONS)
