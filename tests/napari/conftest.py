@@ -42,6 +42,25 @@ def small_case():
     return synth_case(3, (64, 64, 48), case_id="synthetic-small")
 
 
+@pytest.fixture(scope="session")
+def tiny_case():
+    """A seeded synthetic case of shape (32, 48, 48): a handful of 32^3 windows for the tiny models."""
+    from napari_brats_seg.core.synth import synth_case
+
+    return synth_case(4, (48, 48, 32), case_id="synthetic-tiny")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run torch on one thread during the test (the CI machine's 2 cores are shared), then restore."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def small_case_dir(tmp_path: Path) -> Path:
     """One synthetic case written as a BraTS 2021 folder (4 sequences + seg) in tmp_path."""

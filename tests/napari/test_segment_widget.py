@@ -1,0 +1,94 @@
+"""Segment widget: a tiny model runs in a worker; the GUI stays live; cancel and errors re-enable inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Labels
+from qtpy.QtCore import QTimer, Qt
+
+from napari_brats_seg._napari.layers import case_layer_data, source_of
+from napari_brats_seg._napari.widgets._qt import add_layer_data
+
+PLUGIN = "napari-brats-seg"
+
+
+def _setup(make_napari_viewer, tiny_case):
+    viewer = make_napari_viewer()
+    add_layer_data(viewer, case_layer_data(tiny_case))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    return viewer, widget
+
+
+def test_run_adds_new_named_labels_layer_and_gui_stays_live(make_napari_viewer, qtbot, tiny_case,
+                                                             tiny_model, one_torch_thread) -> None:
+    viewer, widget = _setup(make_napari_viewer, tiny_case)
+    widget.add_model(tiny_model(delay_s=0.05))
+    assert widget.case_combo.currentText() == "synthetic-tiny"
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    progress = []
+    n_before = len(viewer.layers)
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    task = widget.task
+    assert task is not None
+    task.progressed.connect(lambda d, t, m: progress.append((d, t, len(ticks))))
+    assert not widget.run_button.isEnabled() and not widget.model_combo.isEnabled()
+    assert widget.cancel_button.isEnabled()
+    with qtbot.waitSignal(task.done, timeout=60_000):
+        pass
+    timer.stop()
+    # The event loop kept running while the worker computed: the timer fired between progress reports.
+    assert len(progress) >= 2 and progress[-1][0] == progress[-1][1]
+    assert progress[-1][2] > progress[0][2]
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
+    assert len(viewer.layers) == n_before + 1
+    layer = widget.last_layer
+    assert isinstance(layer, Labels) and layer.data.shape == tiny_case.shape and layer.data.dtype == np.uint8
+    assert source_of(layer).role == "prediction" and source_of(layer).case_id == "synthetic-tiny"
+    assert set(np.unique(layer.data)) <= {0, 1, 2, 3}
+    assert layer.features.set_index("index").loc[2, "name"] == "edema"
+    assert tuple(layer.colormap.map(np.array([1]))[0]) == (0.9, 0.1, 0.1, 1.0) or \
+        np.allclose(layer.colormap.map(np.array([1]))[0], (0.9, 0.1, 0.1, 1.0))
+    # A second run adds another layer; the first is untouched (no data reassignment).
+    first = layer
+    qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(widget.task.done, timeout=60_000):
+        pass
+    assert widget.last_layer is not first and len(viewer.layers) == n_before + 2
+
+
+def test_cancel_stops_within_a_window_and_re_enables(make_napari_viewer, qtbot, tiny_case, tiny_model,
+                                                     one_torch_thread, notifications) -> None:
+    viewer, widget = _setup(make_napari_viewer, tiny_case)
+    widget.add_model(tiny_model(delay_s=0.3))
+    widget.tta.setChecked(True)  # 8 flips x windows: far more units than run before the cancel lands
+    n_before = len(viewer.layers)
+    seen = []
+    task = widget.run()
+    task.progressed.connect(lambda d, t, m: seen.append((d, t)))
+    qtbot.waitUntil(lambda: len(seen) >= 1, timeout=30_000)
+    with qtbot.waitSignal(task.cancelled, timeout=30_000):
+        qtbot.mouseClick(widget.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: widget.task is None, timeout=10_000)
+    done_at_cancel, total = seen[-1]
+    assert done_at_cancel < total
+    assert len(viewer.layers) == n_before
+    assert widget.run_button.isEnabled() and widget.model_combo.isEnabled()
+    assert widget.status.text() == "Cancelled."
+
+
+def test_model_that_does_not_fit_notifies_and_re_enables(make_napari_viewer, qtbot, tiny_case, tiny_model,
+                                                         one_torch_thread, notifications) -> None:
+    viewer, widget = _setup(make_napari_viewer, tiny_case)
+    widget.add_model(tiny_model(channels=("t1", "t1ce"), in_channels=4))
+    n_before = len(viewer.layers)
+    task = widget.run()
+    with qtbot.waitSignal(task.failed, timeout=30_000) as blocker:
+        pass
+    qtbot.waitUntil(lambda: widget.task is None, timeout=10_000)
+    assert type(blocker.args[0]).__name__ == "ModelError"
+    assert any("input channels" in m for m in notifications())
+    assert len(viewer.layers) == n_before
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
