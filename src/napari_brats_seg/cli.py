@@ -51,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BratsSegError as exc:
         print(f"brats-seg {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # ``brats-seg ... | head``: the reader went away; not an error of ours.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"brats-seg {args.command}: interrupted", file=sys.stderr)
         return 130
