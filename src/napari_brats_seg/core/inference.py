@@ -117,13 +117,11 @@ def _round_up(n: int, k: int) -> int:
     return int(math.ceil(n / k) * k)
 
 
-def _check_model(spec: ModelSpec, case: Case) -> None:
-    try:
-        from .models.registry import check_compatible
-    except ImportError:
-        check_compatible = None
-    if check_compatible is not None:
-        check_compatible(spec, case)
+def _check_model(spec: ModelSpec, case: Case) -> list[str]:
+    """The registry's compatibility check plus what decoding needs; returns the warnings."""
+    from .models.registry import check_compatible
+
+    warn = list(check_compatible(spec, case) or [])
     try:
         names = [canonical_modality(m) for m in spec.channels]
     except KeyError as exc:
@@ -137,6 +135,7 @@ def _check_model(spec: ModelSpec, case: Case) -> None:
         raise ModelError(f"model {spec.name}: region outputs must be WT, TC and ET, got {spec.regions}")
     if spec.dims not in (2, 3):
         raise ModelError(f"model {spec.name}: dims must be 2 or 3, got {spec.dims}")
+    return warn
 
 
 class _Runner:
@@ -328,7 +327,7 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     t0 = time.perf_counter()
     spec = model.spec
     opts = check_options(postprocess)
-    _check_model(spec, case)
+    warn = _check_model(spec, case)
     dev = resolve_device(device)
     net = model.network
     check(cancel)
@@ -431,7 +430,7 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
         "model": spec.name, "family": spec.family, "source": model.source, "device": str(dev),
         "dtype": prec.label, "seconds": round(time.perf_counter() - t0, 3), "windows": run.units,
         "mode": mode, "tta": len(flips), "window": list(window),
-        "crop": [[s.start, s.stop] for s in box], "fallbacks": fallbacks,
+        "crop": [[s.start, s.stop] for s in box], "fallbacks": fallbacks, "warnings": warn,
     }
     return Segmentation(labels=labels, probabilities=probs, uncertainty=unc, info=info)
 

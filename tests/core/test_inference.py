@@ -1,0 +1,286 @@
+"""predict(): geometry in every orientation, progress, cancellation, TTA, modes, errors, OOM fallback.
+
+Networks are tiny seeded DynUNets from the registry (a few thousand weights), cases are 32x32x24
+crops around the tumour of a real BraTS 2018 case, so the whole module runs in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from nibabel import orientations as nio
+
+from napari_brats_seg.core import labels as lab
+from napari_brats_seg.core.device import choose_precision, resolve_device
+from napari_brats_seg.core.errors import Cancelled, InferenceError, ModelError
+from napari_brats_seg.core.inference import SLICE_BATCH, Segmentation, plan_windows, predict
+from napari_brats_seg.core.io import read_case, write_labels
+from napari_brats_seg.core.models.registry import build_network
+from napari_brats_seg.core.models.spec import LoadedModel, ModelSpec
+from napari_brats_seg.core.models.unet2d import unet2d_spec
+from napari_brats_seg.core.models.unet3d import unet3d_spec
+from napari_brats_seg.core.progress import CancelToken
+
+CROP = (32, 32, 24)
+SUFFIXES = ("t1", "t1ce", "t2", "flair", "seg")
+
+
+def tiny_model(output: str = "labels", patch: tuple[int, int, int] | None = None, seed: int = 0) -> LoadedModel:
+    """A seeded 3-level DynUNet (4 filters) from the registry."""
+    spec = unet3d_spec("tiny", output=output, filters=[4, 4, 4], kernel_size=[[3, 3, 3]] * 3,
+                       strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], upsample_kernel_size=[[2, 2, 2]] * 2,
+                       deep_supervision=False, res_block=False, patch_size=patch or (128, 128, 128))
+    if patch is None:
+        spec.patch_size = None
+    torch.manual_seed(seed)
+    return LoadedModel(spec, build_network(spec).eval())
+
+
+def _save(data: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header, path: Path) -> None:
+    img = nib.Nifti1Image(np.asarray(data), affine, header.copy())
+    img.set_qform(affine, 1)
+    img.set_sform(affine, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(path))
+
+
+def _rotation_z(deg: float) -> np.ndarray:
+    t = math.radians(deg)
+    r = np.eye(4)
+    r[:2, :2] = [[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]]
+    return r
+
+
+@pytest.fixture(scope="module")
+def variant_dirs(real_case_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 32x32x24 crop around the tumour of a real case, stored as LPS, RAS, permuted and oblique."""
+    cid = real_case_dir.name
+    seg = nib.load(str(real_case_dir / f"{cid}_seg.nii.gz"))
+    idx = np.argwhere(np.asarray(seg.dataobj) > 0)
+    start = np.clip((idx.min(0) + idx.max(0)) // 2 - np.array(CROP) // 2, 0, np.array(seg.shape) - CROP)
+    sl = tuple(slice(int(s), int(s) + c) for s, c in zip(start, CROP))
+    shift = np.eye(4)
+    shift[:3, 3] = start
+    root = tmp_path_factory.mktemp("variants")
+    perm_ornt = np.array([[1, 1], [2, -1], [0, 1]])  # file axes become (y, -z, x) of the source
+    out: dict[str, Path] = {}
+    for variant in ("lps", "ras", "permuted", "oblique"):
+        name = f"V{variant}"
+        for suffix in SUFFIXES:
+            img = nib.load(str(real_case_dir / f"{cid}_{suffix}.nii.gz"))
+            data = np.asarray(img.dataobj)[sl]
+            aff = img.affine @ shift
+            if variant == "ras":
+                ornt = nio.ornt_transform(nio.io_orientation(aff), nio.axcodes2ornt(("R", "A", "S")))
+                data, aff = nio.apply_orientation(data, ornt), aff @ nio.inv_ornt_aff(ornt, data.shape)
+            elif variant == "permuted":
+                data, aff = nio.apply_orientation(data, perm_ornt), aff @ nio.inv_ornt_aff(perm_ornt, data.shape)
+            elif variant == "oblique":
+                aff = _rotation_z(12.0) @ aff
+            _save(data, aff, img.header, root / name / f"{name}_{suffix}.nii.gz")
+        out[variant] = root / name
+    return out
+
+
+@pytest.fixture(scope="module")
+def crop_case(variant_dirs: dict[str, Path]):
+    return read_case(variant_dirs["lps"])
+
+
+def test_geometry_and_identical_predictions_in_every_orientation(variant_dirs, tmp_path):
+    model = tiny_model("labels")
+    preds = {}
+    for variant, folder in variant_dirs.items():
+        case = read_case(folder)
+        seg = predict(case, model, device="cpu")
+        assert seg.labels.shape == case.shape and seg.labels.dtype == np.uint8
+        out = write_labels(seg.labels, case, tmp_path / f"{variant}.nii.gz")
+        src = nib.load(str(case.sources["t1"]))
+        written = nib.load(str(out))
+        assert written.shape == src.shape
+        np.testing.assert_allclose(written.affine, src.affine, atol=1e-6)
+        # reading the written file back as internal labels gives the prediction again
+        back = case.geometry.to_internal(lab.to_internal(np.asarray(written.dataobj), "brats2021"))
+        np.testing.assert_array_equal(back, seg.labels)
+        preds[variant] = seg.labels
+    assert len(np.unique(preds["lps"])) >= 2  # the seeded network gives non-trivial labels
+    for variant in ("ras", "permuted", "oblique"):
+        np.testing.assert_array_equal(preds[variant], preds["lps"], err_msg=variant)
+
+
+def test_sliding_window_progress_is_exact_and_cancel_stops_within_one_window(crop_case):
+    model = tiny_model("labels", patch=(16, 16, 16))
+    calls = []
+    model.network.register_forward_hook(lambda *a: calls.append(1))
+    seen: list[tuple[int, int]] = []
+    seg = predict(crop_case, model, device="cpu", on_progress=lambda d, t, m: seen.append((d, t)))
+    # model axes (x, y, z) of the brain-cropped 32x32x24 crop: windows planned up front
+    crop_xyz = [sl.stop - sl.start for sl in _box(seg)][::-1]  # model axes (x, y, z) of the LPS model
+    padded = [max(4 * math.ceil(s / 4), 16) for s in crop_xyz]
+    expected = len(plan_windows(padded, (16, 16, 16)))
+    assert expected > 4 and seg.info["mode"] == "sliding window"
+    assert seen[0] == (0, expected) and seen[-1] == (expected, expected)
+    assert [d for d, _ in seen] == list(range(expected + 1)) and {t for _, t in seen} == {expected}
+    assert len(calls) == expected == seg.info["windows"]
+
+    calls.clear()
+    token = CancelToken()
+
+    def cancel_after_three(done: int, total: int, msg: str) -> None:
+        if done == 3:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        predict(crop_case, model, device="cpu", on_progress=cancel_after_three, cancel=token)
+    assert len(calls) == 3  # no window ran after the cancel
+
+
+def _box(seg: Segmentation) -> tuple[slice, ...]:
+    return tuple(slice(a, b) for a, b in seg.info["crop"])
+
+
+def test_tta_regions_probabilities_and_uncertainty(crop_case):
+    model = tiny_model("regions")
+    with torch.no_grad():  # shift the outputs so every region fires somewhere
+        model.network.net.output_block.conv.conv.bias.copy_(torch.tensor([0.3, 0.1, -0.1]))
+    seen: list[tuple[int, int]] = []
+    seg = predict(crop_case, model, device="cpu", tta=True, probabilities=True,
+                  on_progress=lambda d, t, m: seen.append((d, t)))
+    assert seen[-1] == (8, 8) and seg.info["tta"] == 8
+    assert set(seg.probabilities) == {"WT", "TC", "ET"}
+    p = seg.probabilities
+    for r in ("WT", "TC", "ET"):
+        assert p[r].shape == crop_case.shape and p[r].dtype == np.float32
+        assert 0 <= p[r].min() and p[r].max() <= 1
+    assert np.all(p["WT"] >= p["TC"]) and np.all(p["TC"] >= p["ET"])  # hierarchy kept
+    masks = lab.region_masks(seg.labels)
+    np.testing.assert_array_equal(masks["ET"], p["ET"] > 0.5)
+    np.testing.assert_array_equal(masks["WT"], p["WT"] > 0.5)
+    assert seg.uncertainty is not None and seg.uncertainty.shape == crop_case.shape
+    assert 0 <= seg.uncertainty.min() and seg.uncertainty.max() <= 0.5
+    assert seg.uncertainty.max() > 0  # flips of a random network disagree somewhere
+
+
+def test_two_d_model_runs_by_slice_batches(crop_case):
+    spec = unet2d_spec("unet2d", "tiny2d", arch={"features": [4, 4, 4, 4, 4, 4]})
+    torch.manual_seed(0)
+    model = LoadedModel(spec, build_network(spec).eval())
+    seen: list[tuple[int, int]] = []
+    seg = predict(crop_case, model, device="cpu", on_progress=lambda d, t, m: seen.append((d, t)))
+    n_slices = _box(seg)[0].stop - _box(seg)[0].start
+    assert seg.info["mode"] == "slices"
+    assert seen[-1] == (math.ceil(n_slices / SLICE_BATCH),) * 2
+    assert seg.labels.shape == crop_case.shape
+
+
+class SelfTiling(torch.nn.Module):
+    """A network with the predict_volume protocol: three 'tiles' along the first axis."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(4, 4, 1)
+        self.tiles_run = 0
+
+    def forward(self, x):  # pragma: no cover - predict() must not call it
+        raise AssertionError("forward called instead of predict_volume")
+
+    def predict_volume(self, x, on_progress=None, cancel=None):
+        parts = []
+        for i, chunk in enumerate(torch.tensor_split(x, 3, dim=2)):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            parts.append(self.conv(chunk))
+            self.tiles_run += 1
+            if on_progress:
+                on_progress(i + 1, 3, "tile")
+        return torch.cat(parts, dim=2)
+
+
+def test_predict_volume_protocol_is_used_with_progress_and_cancel(crop_case):
+    torch.manual_seed(0)
+    net = SelfTiling().eval()
+    model = LoadedModel(ModelSpec(name="self", family="deepmedic"), net)
+    seen: list[tuple[int, int]] = []
+    seg = predict(crop_case, model, device="cpu", tta=True, on_progress=lambda d, t, m: seen.append((d, t)))
+    assert seg.info["mode"] == "predict_volume" and net.tiles_run == 24
+    assert seen[-1] == (24, 24)
+    token = CancelToken()
+    net.tiles_run = 0
+    with pytest.raises(Cancelled):
+        predict(crop_case, model, device="cpu",
+                on_progress=lambda d, t, m: token.cancel() if d == 1 else None, cancel=token)
+    assert net.tiles_run == 1
+
+
+class Broken(torch.nn.Module):
+    def __init__(self, kind: str, limit: int = 32) -> None:
+        super().__init__()
+        self.kind, self.limit = kind, limit
+        self.conv = torch.nn.Conv3d(4, 4, 1)
+
+    def forward(self, x):
+        if self.kind == "shape":
+            return self.conv(x)[..., :-1]
+        if self.kind == "oom" and max(x.shape[2:]) > self.limit:
+            raise torch.OutOfMemoryError("CPU: out of memory (simulated allocation failure)")
+        if self.kind == "error":
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+        return self.conv(x)
+
+
+def test_errors_are_typed_and_clear(crop_case):
+    spec = ModelSpec(name="bad", family="unet3d")
+    with pytest.raises(InferenceError, match="keep the batch and spatial sizes"):
+        predict(crop_case, LoadedModel(spec, Broken("shape")), device="cpu")
+    with pytest.raises(InferenceError, match="mat1 and mat2") as info:
+        predict(crop_case, LoadedModel(spec, Broken("error")), device="cpu")
+    assert not isinstance(info.value, RuntimeError)
+    pd = ModelSpec(name="needs-pd", family="unet3d", channels=("t1", "t1ce", "t2", "pd"))
+    with pytest.raises(ModelError, match="pd"):
+        predict(crop_case, LoadedModel(pd, Broken("ok")), device="cpu")
+    with pytest.raises(InferenceError, match="produced 4 channels"):
+        predict(crop_case, LoadedModel(ModelSpec(name="k", family="unet3d", classes=(0, 1, 2)), Broken("ok")),
+                device="cpu")
+    with pytest.raises(InferenceError, match="unknown postprocess option"):
+        predict(crop_case, LoadedModel(spec, Broken("ok")), postprocess={"min_size": 3})
+    if not torch.cuda.is_available():
+        with pytest.raises(InferenceError, match="no CUDA"):
+            resolve_device("cuda")
+
+
+def test_out_of_memory_retries_with_smaller_windows(real_crop_dir, crop_case):
+    case = read_case(real_crop_dir)  # 64^3: the whole-volume pass "runs out of memory"
+    spec = ModelSpec(name="oom", family="unet3d", divisible_by=16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seg = predict(case, LoadedModel(spec, Broken("oom")), device="cpu")
+    assert seg.info["fallbacks"] and "retrying with (32, 32, 32)" in seg.info["fallbacks"][0]
+    assert any("out of memory" in str(w.message) for w in caught)
+    assert seg.info["mode"] == "sliding window" and seg.labels.shape == case.shape
+    # nothing smaller to try on the CPU: a clear InferenceError, not a RuntimeError
+    with pytest.raises(InferenceError, match="out of memory"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predict(crop_case, LoadedModel(spec, Broken("oom", limit=16)), device="cpu")
+
+
+def test_cpu_precision_choice():
+    cpu = torch.device("cpu")
+    assert choose_precision(cpu, "cascade", 2).dtype == "fp32"  # not validated: fp32
+    assert choose_precision(cpu, "segresnet", 3, "fp32").dtype == "fp32"
+    forced = choose_precision(cpu, "cascade", 3, "bf16")
+    assert forced.dtype == "bf16" and forced.channels_last
+
+
+def test_bf16_and_fp32_agree_on_the_tiny_network(crop_case):
+    model = tiny_model("labels")
+    a = predict(crop_case, model, device="cpu", precision="fp32", probabilities=True)
+    b = predict(crop_case, model, device="cpu", precision="bf16", probabilities=True)
+    assert a.info["dtype"] == "fp32" and b.info["dtype"] == "bf16+channels_last_3d"
+    assert np.abs(a.probabilities["WT"] - b.probabilities["WT"]).max() < 0.05
+    assert next(model.network.parameters()).is_contiguous()  # memory format restored afterwards
