@@ -111,3 +111,17 @@ def test_weights_that_do_not_fit_the_recorded_architecture(tmp_path: Path) -> No
     path = save_checkpoint(tmp_path / "wrong.safetensors", build_network(small), wrong_family)
     with pytest.raises(ModelError, match="do not fit the attunet2d network"):
         load_checkpoint(path)
+
+
+def test_deepmedic_round_trips_through_the_format(tmp_path: Path) -> None:
+    from napari_brats_seg.core.models.deepmedic import captk_spec
+
+    torch.manual_seed(0)
+    spec = captk_spec()
+    net = build_network(spec)
+    path = save_checkpoint(tmp_path / "dm.safetensors", net, spec)
+    loaded = load_model(path)
+    assert loaded.spec == spec and type(loaded.network).__name__ == "DeepMedic"
+    ours, theirs = net.state_dict(), loaded.network.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)

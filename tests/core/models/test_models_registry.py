@@ -121,3 +121,13 @@ def test_shipped_weights_are_packaged() -> None:
     assert "safetensors" not in ignored
     assert registry.WEIGHTS_DIR == root / "src" / "napari_brats_seg" / "weights"
     assert np.all([p.suffix == ".safetensors" for p in registry.shipped_models().values()])
+
+
+def test_captk_folder_loads_through_load_model_and_lists(deepmedic_dir: Path) -> None:
+    model = load_model(deepmedic_dir)
+    assert model.spec.family == "deepmedic" and model.source == str(deepmedic_dir)
+    assert not model.network.training
+    listed = list_models([deepmedic_dir])
+    entry = [m for m in listed if not m["shipped"]][0]
+    assert entry["family"] == "deepmedic" and entry["normalization"]["kind"] == "deepmedic"
+    assert entry["outputs"] == ["BG", "NCR", "ED", "unused", "ET"]

@@ -64,7 +64,8 @@ def build_network(spec: ModelSpec) -> Any:
         build = getattr(mod, builder)
     except (ImportError, AttributeError) as exc:
         raise ModelError(f"model family {spec.family!r} is not available in this installation ({exc})") from None
-    return build(spec)
+    # deepmedic.build_deepmedic takes the constructor arguments; the other builders take the spec
+    return build(spec.arch) if spec.family == "deepmedic" else build(spec)
 
 
 def _is_bundle(folder: Path) -> bool:
@@ -73,7 +74,10 @@ def _is_bundle(folder: Path) -> bool:
 
 
 def _is_captk_deepmedic(folder: Path) -> bool:
-    return (folder / "modelConfig.txt").is_file() and (folder / "model.ckpt.index").is_file()
+    """A DeepMedic TensorFlow checkpoint folder (CaPTk's has ``modelConfig.txt`` too)."""
+    if (folder / "modelConfig.txt").is_file() and (folder / "model.ckpt.index").is_file():
+        return True
+    return any(folder.glob("*.index")) and any(folder.glob("*.data-*-of-*"))
 
 
 def shipped_models() -> dict[str, Path]:
@@ -120,9 +124,7 @@ def load_model(name_or_path: PathLike | LoadedModel, device: str = "cpu") -> Loa
                 from .deepmedic import load_captk_deepmedic
             except ImportError as exc:
                 raise ModelError(f"{path}: the DeepMedic loader is not available ({exc})") from None
-            loaded = load_captk_deepmedic(path)
-            loaded.network.to(device).eval()
-            return loaded
+            return load_captk_deepmedic(path, device=device)
         raise ModelError(f"{path}: a model folder must be a MONAI bundle (configs/inference.json, "
                          "configs/metadata.json, models/model.pt) or a CaPTk DeepMedic model "
                          "(modelConfig.txt, model.ckpt.index)")
