@@ -113,10 +113,12 @@ def robust_limits(arr: np.ndarray, low: float = 0.5, high: float = 99.5) -> tupl
     return (float(lo), float(hi))
 
 
-def label_colormap() -> DirectLabelColormap:
-    """Fixed colours of the internal classes (transparent background and unknown values)."""
+def label_colormap(hidden: Iterable[int] = ()) -> DirectLabelColormap:
+    """Fixed colours of the internal classes (transparent background, unknown values and ``hidden``)."""
     colours: dict[int | None, tuple[float, ...]] = {None: (0.0, 0.0, 0.0, 0.0)}
     colours.update({int(k): v for k, v in lab.CLASS_COLOURS.items()})
+    for k in hidden:
+        colours[int(k)] = (0.0, 0.0, 0.0, 0.0)
     return DirectLabelColormap(color_dict=colours)
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from napari.layers import Image, Labels
-from qtpy.QtWidgets import QComboBox, QFormLayout, QPushButton, QSlider, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QPushButton, QSlider, QVBoxLayout, QWidget
 from qtpy.QtCore import Qt
 
-from ..layers import source_of
+from ...core import labels as lab
+from ..layers import label_colormap, source_of
 
 #: Brain renderings offered (napari image ``rendering`` modes).
 BRAIN_RENDERINGS = ("attenuated_mip", "translucent", "mip", "minip")
 
 
 def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: float = 0.3,
-            brain: Image | None = None) -> Image | None:
+            brain: Image | None = None, hide_edema: bool = True) -> Image | None:
     """Switch the viewer to 3D: the brain (one image layer) faint underneath, labels on top.
 
     Parameters
@@ -28,6 +29,9 @@ def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: fl
         Opacity of the brain.
     brain
         The image layer to show; by default the case's FLAIR (else the first visible image).
+    hide_edema
+        Make edema transparent, so that the tumour core it envelops is visible (undone by
+        :func:`show_2d`).
 
     Returns
     -------
@@ -52,6 +56,8 @@ def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: fl
             ly.rendering = "iso_categorical"
             ly.blending = "translucent"
             ly.opacity = 1.0
+            if source_of(ly) is not None:
+                ly.colormap = label_colormap(hidden=(lab.EDEMA,) if hide_edema else ())
     viewer.dims.ndisplay = 3
     viewer.camera.angles = (0.0, 30.0, 60.0)
     viewer.reset_view()
@@ -59,14 +65,18 @@ def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: fl
 
 
 def show_2d(viewer: Any) -> None:
-    """Back to the 2D slice view."""
+    """Back to the 2D slice view, every class visible again."""
+    for ly in viewer.layers:
+        if isinstance(ly, Labels) and source_of(ly) is not None:
+            ly.colormap = label_colormap()
     viewer.dims.ndisplay = 2
 
 
 class View3DWidget(QWidget):
     """Dock widget with a *Show 3D* / *Back to 2D* button, the brain rendering and its opacity.
 
-    Public controls: ``show_button``, ``flat_button``, ``rendering_combo``, ``opacity_slider``.
+    Public controls: ``show_button``, ``flat_button``, ``rendering_combo``, ``opacity_slider``,
+    ``hide_edema``.
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -79,9 +89,12 @@ class View3DWidget(QWidget):
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
         self.opacity_slider.setRange(0, 100)
         self.opacity_slider.setValue(30)
+        self.hide_edema = QCheckBox("Hide edema (see the core inside)")
+        self.hide_edema.setChecked(True)
         form = QFormLayout()
         form.addRow("Brain rendering", self.rendering_combo)
         form.addRow("Brain opacity", self.opacity_slider)
+        form.addRow(self.hide_edema)
         lay = QVBoxLayout(self)
         lay.addWidget(self.show_button)
         lay.addLayout(form)
@@ -91,11 +104,13 @@ class View3DWidget(QWidget):
         self.flat_button.clicked.connect(lambda: show_2d(self.viewer))
         self.rendering_combo.currentTextChanged.connect(self._restyle)
         self.opacity_slider.valueChanged.connect(self._restyle)
+        self.hide_edema.toggled.connect(self._restyle)
 
     def show_3d(self) -> Image | None:
         """Render the case in 3D with the widget's settings."""
         return show_3d(self.viewer, rendering=self.rendering_combo.currentText(),
-                       brain_opacity=self.opacity_slider.value() / 100.0)
+                       brain_opacity=self.opacity_slider.value() / 100.0,
+                       hide_edema=self.hide_edema.isChecked())
 
     def _restyle(self, *_: Any) -> None:
         if self.viewer.dims.ndisplay == 3:
