@@ -57,7 +57,7 @@ def _network(seed: int, bias: list[float] | None):
     torch.manual_seed(seed)
     net = build_network(spec).eval()
     if bias is not None:
-        last = net.net.conv_final[-1]
+        last = [m for m in net.net.conv_final.modules() if isinstance(m, torch.nn.Conv3d)][-1]
         with torch.no_grad():
             last.bias += torch.tensor(bias, dtype=last.bias.dtype)
     return spec, net
