@@ -161,3 +161,26 @@ def test_bundle_errors(tmp_path: Path) -> None:
     plain.mkdir()
     with pytest.raises(ModelError, match="MONAI bundle .* or a CaPTk DeepMedic"):
         load_model(plain)
+
+
+def test_other_monai_networks_load_as_the_bundle_family(tmp_path: Path, crop_case: Case) -> None:
+    from monai.networks.nets import BasicUNet
+
+    inference = json.loads(json.dumps(INFERENCE))
+    inference["network_def"] = {"_target_": "monai.networks.nets.BasicUNet", "spatial_dims": 3, "in_channels": 4,
+                                "out_channels": 3, "features": [4, 4, 8, 8, 16, 4]}
+    torch.manual_seed(5)
+    ref = BasicUNet(spatial_dims=3, in_channels=4, out_channels=3, features=(4, 4, 8, 8, 16, 4)).eval()
+    folder = _write_bundle(tmp_path / "basic", state=ref.state_dict(), inference=inference)
+    model = load_model(folder)
+    assert model.spec.family == "bundle" and model.spec.divisible_by == 8
+    x = _bundle_input(crop_case)
+    with torch.no_grad():
+        assert torch.equal(model.network(x), ref(x))
+        assert model.network(x[..., :30]).shape == (1, 3, 32, 32, 30)
+    again = load_model(save_checkpoint(tmp_path / "basic.safetensors", model.network, model.spec))
+    with torch.no_grad():
+        assert torch.equal(again.network(x), ref(x))
+    inference["network_def"]["_target_"] = "os.system"
+    with pytest.raises(ModelError, match="not a MONAI network"):
+        load_model(_write_bundle(tmp_path / "evil", state=ref.state_dict(), inference=inference))
