@@ -1,0 +1,252 @@
+"""Training data: cases in any layout, validated case by case, resampled, cropped and patch-sampled.
+
+A :class:`Sample` is one case ready for training: normalised images ``(C, a0, a1, a2)`` and internal
+class labels ``(a0, a1, a2)`` in the model's voxel order (``ModelSpec.orientation``), cropped to the
+brain and optionally downsampled by an integer factor (block mean for images, majority of the
+one-hot classes for labels, which is what trilinear resampling by 0.5 does). Broken cases (a missing
+sequence, a label map on another grid, unreadable files, no ground truth) are reported one by one as
+:class:`Problem` and skipped, never silently.
+
+Patches are drawn around tumour and brain voxels (:func:`sample_patch`) and augmented with MONAI
+transforms (flips, intensity scale and shift, a small affine) built by :func:`augmentation`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from . import preprocess as pp
+from .errors import CaseError
+from .progress import CancelToken, ProgressCallback, check, report
+
+#: Internal class count (bg, NCR, ED, ET).
+N_CLASSES = 4
+
+
+@dataclass
+class Sample:
+    """One training case.
+
+    Attributes
+    ----------
+    case_id
+        The case's identifier.
+    image
+        Normalised float32 ``(C, a0, a1, a2)`` in model axes, at the training resolution.
+    label
+        Internal classes uint8 ``(a0, a1, a2)`` at the training resolution.
+    label_full
+        Internal classes at the file resolution, cropped like ``image`` (for honest validation at
+        full resolution); None unless asked for.
+    full_shape
+        Spatial shape of the brain crop at file resolution (model axes).
+    source
+        The case folder or file.
+    """
+
+    case_id: str
+    image: np.ndarray
+    label: np.ndarray
+    label_full: Optional[np.ndarray] = field(default=None, repr=False)
+    full_shape: tuple[int, ...] = ()
+    source: str = ""
+
+
+@dataclass
+class Problem:
+    """A case that could not be used, and why."""
+
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+def downsample_image(img: np.ndarray, factor: int) -> np.ndarray:
+    """Block mean over ``factor``-sized cubes of ``(C, ...)`` (pads the edge by replication)."""
+    if factor == 1:
+        return img.astype(np.float32, copy=False)
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None]
+    pad = [p for s in reversed(img.shape[1:]) for p in (0, (-s) % factor)]
+    if any(pad):
+        t = F.pad(t, pad, mode="replicate")
+    return F.avg_pool3d(t, factor).numpy()[0]
+
+
+def downsample_labels(lab: np.ndarray, factor: int, n_classes: int = N_CLASSES + 1) -> np.ndarray:
+    """Majority class over ``factor``-sized cubes (ties go to the higher class: tumour wins)."""
+    if factor == 1:
+        return lab.astype(np.uint8, copy=False)
+    onehot = np.stack([(lab == c) for c in range(n_classes)]).astype(np.float32)
+    frac = downsample_image(onehot, factor)
+    frac += np.arange(n_classes, dtype=np.float32)[:, None, None, None] * 1e-4
+    return np.argmax(frac, axis=0).astype(np.uint8)
+
+
+def prepare_case(case: Any, *, channels: Sequence[str], orientation: str, normalization: dict,
+                 factor: int = 1, margin: int = 4, keep_full_labels: bool = False) -> Sample:
+    """Turn a read :class:`~.case.Case` (with ground truth) into a :class:`Sample`.
+
+    Raises
+    ------
+    CaseError
+        When the case has no ground truth or lacks a channel.
+    """
+    if case.ground_truth is None:
+        raise CaseError("no ground-truth label map (training needs <id>_seg)", case.sources.get("t1"))
+    try:
+        stack = case.stack(tuple(channels))
+    except KeyError as exc:
+        raise CaseError(str(exc.args[0])) from None
+    mask = pp.brain_mask(stack)
+    if not mask.any():
+        raise CaseError(f"case {case.case_id}: every voxel is zero")
+    img = pp.normalize(stack, normalization, mask)
+    box = pp.bounding_box(mask | (case.ground_truth > 0), margin=margin)
+    img = pp.to_model_axes(pp.crop(img, box), orientation)
+    lab = pp.to_model_axes(pp.crop(case.ground_truth, box), orientation).astype(np.uint8)
+    full_shape = tuple(lab.shape)
+    return Sample(case.case_id, downsample_image(img, factor), downsample_labels(lab, factor),
+                  lab if keep_full_labels else None, full_shape,
+                  str(case.sources.get("t1", case.case_id)))
+
+
+def load_samples(sources: Iterable[str | Path], *, channels: Sequence[str] = ("t1", "t1ce", "t2", "flair"),
+                 orientation: str = "LPS", normalization: Optional[dict] = None, factor: int = 1,
+                 keep_full_labels: bool = False, on_progress: Optional[ProgressCallback] = None,
+                 cancel: Optional[CancelToken] = None) -> tuple[list[Sample], list[Problem]]:
+    """Read and prepare every case under ``sources``; report broken ones instead of failing.
+
+    Parameters
+    ----------
+    sources
+        Case folders, folders of cases, MSD files (anything :func:`~.io.find_cases` expands).
+    factor
+        Integer downsampling factor (2: 1 mm files are trained at 2 mm).
+
+    Returns
+    -------
+    samples, problems
+        The usable cases, and one :class:`Problem` per case that was skipped.
+    """
+    from .io import find_cases, read_case
+
+    norm = normalization or {"kind": "zscore_brain"}
+    problems: list[Problem] = []
+    paths: list[Path] = []
+    for src in sources:
+        try:
+            paths.extend(find_cases([src]))
+        except CaseError as exc:
+            problems.append(Problem(str(src), str(exc)))
+    samples: list[Sample] = []
+    for i, path in enumerate(paths):
+        check(cancel)
+        report(on_progress, i, len(paths), f"reading {Path(path).name}")
+        try:
+            case = read_case(path)
+            samples.append(prepare_case(case, channels=channels, orientation=orientation,
+                                        normalization=norm, factor=factor,
+                                        keep_full_labels=keep_full_labels))
+        except CaseError as exc:
+            problems.append(Problem(str(path), str(exc)))
+    report(on_progress, len(paths), len(paths), "cases read")
+    return samples, problems
+
+
+def class_channels(lab: np.ndarray, classes: Sequence[int] = (0, 1, 2, 3)) -> np.ndarray:
+    """Internal classes -> the output channel of each (``classes[channel]`` is the internal class)."""
+    lut = np.zeros(N_CLASSES + 1, np.int64)
+    for ch, c in enumerate(classes):
+        if c >= 0:
+            lut[c] = ch
+    return lut[lab]
+
+
+def labels_to_target(lab: np.ndarray, output: str, regions: Sequence[str] = ("WT", "TC", "ET"),
+                     classes: Sequence[int] = (0, 1, 2, 3)) -> np.ndarray:
+    """Training target of a label map: region masks ``(R, ...)`` float32, or the output-channel
+    index of each voxel's class ``(1, ...)`` int64."""
+    if output == "regions":
+        from .labels import region_masks
+
+        masks = region_masks(lab)
+        return np.stack([masks[r] for r in regions]).astype(np.float32)
+    return class_channels(lab, classes)[None]
+
+
+def sample_patch(sample: Sample, patch: Sequence[int], rng: np.random.Generator, *,
+                 p_tumour: float = 0.67, class_balance: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Cut one patch centred on a tumour voxel (probability ``p_tumour``) or on a brain voxel.
+
+    With ``class_balance`` the tumour centre is first drawn uniformly among the classes present
+    (Havaei et al.'s balanced patches), then uniformly among that class's voxels.
+    Zero padding where the patch leaves the volume (labels pad with background).
+
+    Returns
+    -------
+    image, label
+        ``(C, *patch)`` float32 and ``patch`` uint8.
+    """
+    lab = sample.label
+    nd = len(patch)
+    if rng.random() < p_tumour and lab.any():
+        if class_balance:
+            present = [c for c in range(1, N_CLASSES) if np.any(lab == c)]
+            pts = np.argwhere(lab == present[rng.integers(len(present))])
+        else:
+            pts = np.argwhere(lab > 0)
+    else:
+        pts = np.argwhere(np.any(sample.image != 0, axis=0))
+        if len(pts) == 0:
+            pts = np.argwhere(np.ones_like(lab, bool))
+    centre = pts[rng.integers(len(pts))]
+    if nd == 2:  # axial slice patches: last axis of LPS-ordered volumes is S
+        lo = [int(centre[0]) - patch[0] // 2, int(centre[1]) - patch[1] // 2]
+        img2 = sample.image[..., int(centre[2])]
+        lab2 = lab[..., int(centre[2])]
+        return _cut(img2, lab2, lo, patch)
+    lo = [int(c) - p // 2 for c, p in zip(centre, patch)]
+    return _cut(sample.image, lab, lo, patch)
+
+
+def _cut(img: np.ndarray, lab: np.ndarray, lo: Sequence[int], patch: Sequence[int]
+         ) -> tuple[np.ndarray, np.ndarray]:
+    shape = lab.shape
+    out_i = np.zeros((img.shape[0], *patch), np.float32)
+    out_l = np.zeros(tuple(patch), np.uint8)
+    src, dst = [], []
+    for a, (l, p, s) in enumerate(zip(lo, patch, shape)):
+        s0, s1 = max(l, 0), min(l + p, s)
+        src.append(slice(s0, s1))
+        dst.append(slice(s0 - l, s1 - l))
+    out_i[(slice(None), *dst)] = img[(slice(None), *src)]
+    out_l[tuple(dst)] = lab[tuple(src)]
+    return out_i, out_l
+
+
+def augmentation(dims: int = 3, *, affine_prob: float = 0.2, seed: int = 0) -> Callable[[dict], dict]:
+    """MONAI augmentation of ``{"image": (C, ...), "label": (1, ...)}``: flips on every axis,
+    intensity scale (+-10 %) and shift (+-0.1 sd), and, with ``affine_prob``, a small affine
+    (rotation up to ~6 degrees, scale +-10 %)."""
+    from monai.transforms import Compose, RandAffined, RandFlipd, RandScaleIntensityd, RandShiftIntensityd
+
+    keys = ["image", "label"]
+    ts: list[Any] = [RandFlipd(keys, prob=0.5, spatial_axis=a) for a in range(dims)]
+    ts += [RandScaleIntensityd("image", factors=0.1, prob=0.5),
+           RandShiftIntensityd("image", offsets=0.1, prob=0.5)]
+    if affine_prob > 0:
+        ts.append(RandAffined(keys, prob=affine_prob, rotate_range=[0.1] * (3 if dims == 3 else 1),
+                              scale_range=[0.1] * dims, mode=("bilinear", "nearest"),
+                              padding_mode="zeros"))
+    comp = Compose(ts)
+    comp.set_random_state(seed=seed)
+    return comp
