@@ -76,6 +76,12 @@ def test_correct_widget_tools_undo_and_autosave(make_napari_viewer, qtbot, small
     qtbot.mouseClick(widget.undo_button, Qt.MouseButton.LeftButton)
     assert np.array_equal(gt.data, original)
 
+    qtbot.mouseClick(widget.paint_buttons[1], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(widget.fill_button, Qt.MouseButton.LeftButton)
+    assert np.array_equal(gt.data, edits.fill_holes_slicewise(original, 1))
+    gt.undo()
+    assert np.array_equal(gt.data, original)
+
     # Every edit schedules an autosave; the recovery file holds the layer's current data.
     rec_file = autosave.recovery_path("synthetic-small", gt.name)
     qtbot.waitUntil(lambda: rec_file.exists() and np.array_equal(

@@ -51,12 +51,18 @@ def test_run_adds_new_named_labels_layer_and_gui_stays_live(make_napari_viewer, 
     assert layer.features.set_index("index").loc[2, "name"] == "edema"
     assert tuple(layer.colormap.map(np.array([1]))[0]) == (0.9, 0.1, 0.1, 1.0) or \
         np.allclose(layer.colormap.map(np.array([1]))[0], (0.9, 0.1, 0.1, 1.0))
-    # A second run adds another layer; the first is untouched (no data reassignment).
-    first = layer
+    # A second run (with TTA and the uncertainty layer) adds new layers; the first is untouched.
+    first, first_data = layer, np.array(layer.data, copy=True)
+    widget.tta.setChecked(True)
+    widget.uncertainty.setChecked(True)
     qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
-    with qtbot.waitSignal(widget.task.done, timeout=60_000):
+    with qtbot.waitSignal(widget.task.done, timeout=120_000):
         pass
-    assert widget.last_layer is not first and len(viewer.layers) == n_before + 2
+    assert widget.last_layer is not first and len(viewer.layers) == n_before + 3
+    assert np.array_equal(first.data, first_data)
+    unc = viewer.layers[-1]
+    assert source_of(unc).role == "uncertainty" and unc.data.shape == tiny_case.shape
+    assert 0.0 <= float(unc.data.min()) and float(unc.data.max()) <= 0.5
 
 
 def test_cancel_stops_within_a_window_and_re_enables(make_napari_viewer, qtbot, tiny_case, tiny_model,
