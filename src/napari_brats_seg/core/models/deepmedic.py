@@ -191,6 +191,8 @@ class DeepMedic(nn.Module):
         for block, rate in zip(self.fc.blocks, dropout_fc):
             block.keep = 1.0 - float(rate) if rate > 0.001 else 1.0
         self.class_bias = nn.Parameter(torch.zeros(n_classes))
+        #: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast + channels-last in :meth:`predict_volume`).
+        self.precision = "fp32"
         self.eval()
 
     # ------------------------------------------------------------------ one batch of segments
@@ -213,18 +215,9 @@ class DeepMedic(nn.Module):
         Returns
         -------
         torch.Tensor
-            ``(N, n_classes, S - 16, S - 16, S - 16)`` logits (before the softmax).
+            ``(N, n_classes, S - R + 1, ...)`` logits before the softmax, ``R`` = :attr:`rec_field_net`.
         """
-        out = self.normal(x_hr)
-        size = out.shape[2:]
-        feats = [out]
-        for path, f, xs in zip(self.subsampled, self.factors, x_lr):
-            lr = path(xs)
-            for d in range(3):
-                lr = lr.repeat_interleave(f, dim=2 + d)
-            feats.append(lr[:, :, : size[0], : size[1], : size[2]])
-        logits = self.fc(torch.cat(feats, dim=1))
-        return logits + self.class_bias.view(1, -1, 1, 1, 1).to(logits.dtype)
+        return self._head(self.normal(x_hr), x_lr)
 
     # ------------------------------------------------------------------ whole volumes
 
@@ -234,8 +227,16 @@ class DeepMedic(nn.Module):
 
     @torch.no_grad()
     def predict_volume(self, x: torch.Tensor, on_progress: ProgressCallback | None = None,
-                       cancel: CancelToken | None = None, *, batch_size: int = 8) -> torch.Tensor:
+                       cancel: CancelToken | None = None, *, origin: Sequence[int] | None = None,
+                       image_shape: Sequence[int] | None = None, batch_size: int = 8,
+                       slab: int = 40, block: int = 9) -> torch.Tensor:
         """Segment a whole normalised volume tile by tile, as DeepMedic's testing routine does.
+
+        The normal pathway has only valid convolutions, so its output at a voxel does not depend on
+        the tile: it is computed once, densely, in slabs of ``slab`` voxels along the first axis
+        (DeepMedic recomputes it for every 45^3 tile, 3.7 times the work). The subsampled pathways and
+        the FC layers depend on the tile (the subsampled grid is anchored to it, and the repeat
+        upsampling and the 3x3x3 FC layer see only the tile), so they run per tile, in batches.
 
         Parameters
         ----------
@@ -246,53 +247,143 @@ class DeepMedic(nn.Module):
             crop to the brain's bounding box gives the same result as the whole image up to where the
             tiles fall.
         on_progress
-            ``on_progress(done, total, message)`` after each batch of tiles; ``total`` is the number
-            of tiles holding brain.
+            ``on_progress(done, total, message)`` after each slab and each batch of tiles; ``total``
+            (slabs + batches of tiles that hold brain) is known before the first call.
         cancel
-            Checked before each batch; raises :class:`~napari_brats_seg.core.errors.Cancelled`.
+            Checked before each slab and batch; raises :class:`~napari_brats_seg.core.errors.Cancelled`.
+        origin, image_shape
+            Where ``x`` lies in the whole image (index of its first voxel, model axes) and that image's
+            spatial shape. When given, the tiles fall where DeepMedic puts them on the whole image
+            (which the image outside ``x`` is taken to be background), so that a crop to the brain
+            gives the original implementation's result; without them ``x`` is taken as the whole
+            image. The tiling changes the output slightly: DeepMedic's subsampled inputs are anchored
+            to the tiles and shifted near the image's low border.
         batch_size
-            Tiles per forward pass.
+            Tiles per forward pass of the subsampled and FC layers.
+        slab
+            Thickness (output voxels) of the slabs of the dense normal pathway.
+        block
+            The FC layers run on blocks of ``block^3`` output voxels of a tile, and only on those that
+            hold brain (outside the brain the labels are background anyway).
 
         Returns
         -------
         torch.Tensor
-            ``(1, n_classes, a0, a1, a2)`` float32 logits; voxels not covered by a brain tile are 0.
+            ``(1, n_classes, a0, a1, a2)`` float32 logits; voxels of blocks without brain are 0.
+
+        Notes
+        -----
+        Runs in bfloat16 with channels-last tensors when :attr:`precision` is ``"bf16"`` or a CPU
+        bf16 autocast is active around the call; otherwise float32.
         """
         if x.ndim != 5 or x.shape[0] != 1:
             raise ModelError(f"DeepMedic expects a (1, C, a0, a1, a2) volume, got {tuple(x.shape)}")
         device = next(self.parameters()).device
-        dtype = torch.bfloat16 if getattr(self, "use_bf16", False) and device.type == "cpu" else torch.float32
+        bf16 = self.precision == "bf16" or (device.type == "cpu" and torch.is_autocast_cpu_enabled()
+                                            and torch.get_autocast_cpu_dtype() == torch.bfloat16)
         img = x[0].detach().to("cpu", torch.float32).numpy()
+        region = tuple(slice(0, n) for n in img.shape[1:])
+        if origin is not None or image_shape is not None:
+            if origin is None or image_shape is None or len(origin) != 3 or len(image_shape) != 3:
+                raise ModelError("predict_volume needs both origin and image_shape (3 values each), or neither")
+            region = tuple(slice(int(o), int(o) + n) for o, n in zip(origin, img.shape[1:]))
+            if any(r.start < 0 or r.stop > int(m) for r, m in zip(region, image_shape)):
+                raise ModelError(f"a volume of shape {img.shape[1:]} at {tuple(origin)} does not fit in an "
+                                 f"image of shape {tuple(image_shape)}")
+            whole = np.empty((img.shape[0],) + tuple(int(m) for m in image_shape), np.float32)
+            whole[:] = corner_background(img)[:, None, None, None]
+            whole[(slice(None),) + region] = img
+            img = whole
         plan = plan_tiles(img, self.rec_field_net, self.segment_size)
-        padded, tiles, pad_lo = plan["padded"], plan["tiles"], plan["pad_lo"]
-        bg = plan["background"]
-        half = (self.rec_field_net - 1) // 2
+        padded, tiles, pad_lo, bg = plan["padded"], plan["tiles"], plan["pad_lo"], plan["background"]
         shape = padded.shape[1:]
-        out = torch.zeros((self.n_classes,) + tuple(shape), dtype=torch.float32)
-        total = len(tiles)
-        report(on_progress, 0, total, "DeepMedic tiles")
-        for start in range(0, total, batch_size):
-            check(cancel)
-            batch = tiles[start : start + batch_size]
-            hr = np.stack([padded[(slice(None),) + tuple(slice(lo, lo + self.segment_size) for lo in t)]
-                           for t in batch])
-            lrs = [
-                np.stack([subsampled_segment(padded, bg, t, f, self.rec_field, self.path_out_size,
-                                             self.subsampled_input_size(f)) for t in batch])
-                for f in self.factors
-            ]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=(dtype == torch.bfloat16)):
-                logits = self.forward_segments(
-                    torch.from_numpy(hr).to(device, dtype),
-                    [torch.from_numpy(a).to(device, dtype) for a in lrs],
-                ).float().cpu()
-            for t, lg in zip(batch, logits):
-                sl = tuple(slice(lo + half, lo + half + self.out_size) for lo in t)
-                out[(slice(None),) + sl] = lg
-            report(on_progress, min(start + batch_size, total), total, "DeepMedic tiles")
-        a = img.shape[1:]
-        crop = tuple(slice(p, p + n) for p, n in zip(pad_lo, a))
+        p = self.path_out_size
+        # the normal pathway's output is needed only where tiles are: [lo, lo + p) per axis
+        f_lo = [min((t[d] for t in tiles), default=0) for d in range(3)]
+        f_hi = [max((t[d] + p for t in tiles), default=0) for d in range(3)]
+        feat_shape = tuple(max(h - lo_, 0) for lo_, h in zip(f_lo, f_hi))
+        n_slabs = math.ceil(feat_shape[0] / slab)
+        n_batches = math.ceil(len(tiles) / batch_size)
+        total = n_slabs + n_batches
+        done = 0
+        report(on_progress, 0, total, "DeepMedic")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu"):
+            # 1. the normal pathway, densely
+            feats = torch.empty((self.normal.blocks[-1].weight.shape[0],) + feat_shape, dtype=torch.float32)
+            for s0 in range(0, feat_shape[0], slab):
+                check(cancel)
+                s1 = min(s0 + slab, feat_shape[0])
+                inp = torch.from_numpy(np.ascontiguousarray(padded[
+                    :, f_lo[0] + s0 : f_lo[0] + s1 + self.rec_field - 1,
+                    f_lo[1] : f_lo[1] + feat_shape[1] + self.rec_field - 1,
+                    f_lo[2] : f_lo[2] + feat_shape[2] + self.rec_field - 1]))[None].to(device)
+                feats[:, s0:s1] = self.normal(self._prep(inp, bf16))[0].float().cpu()
+                done += 1
+                report(on_progress, done, total, "DeepMedic normal pathway")
+            # 2. per tile: the subsampled pathways and the FC layers
+            out = torch.zeros((self.n_classes,) + tuple(shape), dtype=torch.float32)
+            half = (self.rec_field_net - 1) // 2
+            ctx = self.rec_field_net - self.rec_field  # context the FC layers need (0 when padded)
+            blk = block if ctx > 0 and self.out_size % block == 0 else self.out_size
+            offsets = [(i, j, k) for i in range(0, self.out_size, blk) for j in range(0, self.out_size, blk)
+                       for k in range(0, self.out_size, blk)]
+            has_brain = plan["has_brain"]
+            for start in range(0, len(tiles), batch_size):
+                check(cancel)
+                batch = tiles[start : start + batch_size]
+                hr = torch.stack([feats[(slice(None),) + tuple(slice(lo - fl, lo - fl + p)
+                                                             for lo, fl in zip(t, f_lo))] for t in batch])
+                lrs = [
+                    torch.from_numpy(np.stack([
+                        subsampled_segment(padded, bg, t, f, self.rec_field, p, self.subsampled_input_size(f))
+                        for t in batch]))
+                    for f in self.factors
+                ]
+                cat = self._concat(self._prep(hr.to(device), bf16), [self._prep(a.to(device), bf16) for a in lrs])
+                # the FC layers only where the output holds brain, in blocks (exact: they are valid convs)
+                where, windows = [], []
+                for b_i, t in enumerate(batch):
+                    for o in offsets:
+                        if has_brain(tuple(lo + half + oo for lo, oo in zip(t, o)), blk):
+                            where.append((t, o))
+                            windows.append(cat[(b_i, slice(None)) + tuple(slice(oo, oo + blk + ctx) for oo in o)])
+                if windows:
+                    fc_in = self._prep(torch.stack(windows), bf16)
+                    logits = (self.fc(fc_in) + self.class_bias.view(1, -1, 1, 1, 1).to(fc_in.dtype)).float().cpu()
+                    for (t, o), lg in zip(where, logits):
+                        sl = tuple(slice(lo + half + oo, lo + half + oo + blk) for lo, oo in zip(t, o))
+                        out[(slice(None),) + sl] = lg
+                done += 1
+                report(on_progress, done, total, "DeepMedic tiles")
+        crop = tuple(slice(a + r.start, a + r.stop) for a, r in zip(pad_lo, region))
         return out[(slice(None),) + crop].unsqueeze(0).to(x.device)
+
+    @staticmethod
+    def _prep(t: torch.Tensor, bf16: bool) -> torch.Tensor:
+        return t.contiguous(memory_format=torch.channels_last_3d) if bf16 else t
+
+    def _concat(self, normal_out: torch.Tensor, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Subsampled pathways, their repeat upsampling, and the concatenation with the normal output."""
+        size = normal_out.shape[2:]
+        feats = [normal_out]
+        for path, f, xs in zip(self.subsampled, self.factors, x_lr):
+            lr = path(xs)
+            for d in range(3):
+                lr = lr.repeat_interleave(f, dim=2 + d)
+            feats.append(lr[:, :, : size[0], : size[1], : size[2]])
+        dtype = feats[-1].dtype
+        return torch.cat([t.to(dtype) for t in feats], dim=1)
+
+    def _head(self, normal_out: torch.Tensor, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Subsampled pathways, upsampling, concatenation and FC layers for a batch of tiles."""
+        logits = self.fc(self._concat(normal_out, x_lr))
+        return logits + self.class_bias.view(1, -1, 1, 1, 1).to(logits.dtype)
+
+
+def corner_background(img: np.ndarray) -> np.ndarray:
+    """Per channel of ``(C, a0, a1, a2)``, the mean of the 8 corner voxels (DeepMedic's "border intensity")."""
+    return np.array([np.mean([c[i, j, k] for i in (0, -1) for j in (0, -1) for k in (0, -1)]) for c in img],
+                    dtype=np.float32)
 
 
 def plan_tiles(img: np.ndarray, rec_field: int, segment: int) -> dict[str, Any]:
@@ -301,11 +392,11 @@ def plan_tiles(img: np.ndarray, rec_field: int, segment: int) -> dict[str, Any]:
     The image is extended by ``(rec_field - 1) // 2`` voxels per side (more on the high side when it
     is smaller than a segment) with each channel's background value (the mean of its 8 corners);
     tiles are the lower corners of ``segment^3`` inputs at strides of ``segment - rec_field + 1``, the
-    last one along each axis shifted back to end at the border; tiles without a brain voxel (any
-    channel different from its background) are left out.
+    last one along each axis shifted back to end at the border; tiles whose output holds no brain voxel
+    (any channel different from its background) are left out. ``has_brain(lo, size)`` tells whether a
+    box of the padded image holds brain.
     """
-    bg = np.array([np.mean([c[i, j, k] for i in (0, -1) for j in (0, -1) for k in (0, -1)]) for c in img],
-                  dtype=np.float32)
+    bg = corner_background(img)
     lo = (rec_field - 1) // 2
     hi = rec_field - 1 - lo
     pads = []
@@ -328,18 +419,25 @@ def plan_tiles(img: np.ndarray, rec_field: int, segment: int) -> dict[str, Any]:
             if far >= n:
                 break
         starts.append(axis_starts)
-    # DeepMedic loops z outermost, then c, then r; later tiles overwrite earlier ones.
-    # A tile is kept when its input holds brain (summed-area table for speed).
+    # DeepMedic loops z outermost, then c, then r; later tiles overwrite earlier ones. It keeps tiles
+    # whose input holds brain; tiles whose *output* holds none change no label inside the brain (they
+    # only overwrite voxels outside it), so they are left out too. Sums over boxes: summed-area table.
     sat = np.pad(brain.astype(np.int32), ((1, 0), (1, 0), (1, 0))).cumsum(0).cumsum(1).cumsum(2)
 
-    def has_brain(r: int, c: int, z: int) -> bool:
-        r1, c1, z1 = r + segment, c + segment, z + segment
+    def has_brain(lo: tuple[int, ...], size: int) -> bool:
+        r, c, z = (max(v, 0) for v in lo)
+        r1, c1, z1 = (min(v + size, n) for v, n in zip(lo, brain.shape))
+        if r1 <= r or c1 <= c or z1 <= z:
+            return False
         s = (sat[r1, c1, z1] - sat[r, c1, z1] - sat[r1, c, z1] - sat[r1, c1, z] + sat[r, c, z1] + sat[r, c1, z]
              + sat[r1, c, z] - sat[r, c, z])
         return bool(s > 0)
 
-    tiles = [(r, c, z) for z in starts[2] for c in starts[1] for r in starts[0] if has_brain(r, c, z)]
-    return {"padded": padded, "tiles": tiles, "pad_lo": [p[0] for p in pads], "background": bg}
+    half = (rec_field - 1) // 2
+    tiles = [(r, c, z) for z in starts[2] for c in starts[1] for r in starts[0]
+             if has_brain((r + half, c + half, z + half), stride)]
+    return {"padded": padded, "tiles": tiles, "pad_lo": [p[0] for p in pads], "background": bg,
+            "has_brain": has_brain}
 
 
 def subsampled_segment(channels: np.ndarray, background: np.ndarray, tile_lo: Sequence[int], factor: int,
@@ -553,3 +651,56 @@ def load_captk_deepmedic(folder: str | Path, device: str = "cpu") -> LoadedModel
     load_tf_variables(net, read_checkpoint(path, prefix_filter="net/"))
     net.eval().to(device)
     return LoadedModel(spec=captk_spec(arch), network=net, source=str(path))
+
+
+def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None, precision: str = "fp32") -> np.ndarray:
+    """Segment a :class:`~napari_brats_seg.core.case.Case` as CaPTk's DeepMedic does.
+
+    Channels by name, brain mask (any channel non-zero), the model's normalisation, crop to the
+    brain's bounding box, the model's voxel order, :meth:`DeepMedic.predict_volume` with the crop's
+    place in the whole image (so the tiles fall where the original puts them), argmax over the
+    classes it may choose, background outside the brain.
+
+    Parameters
+    ----------
+    case
+        The case.
+    model
+        A DeepMedic :class:`LoadedModel` (e.g. from :func:`load_captk_deepmedic`).
+    on_progress, cancel
+        Passed to :meth:`DeepMedic.predict_volume`.
+    precision
+        ``"fp32"`` or ``"bf16"`` (bfloat16 autocast and channels-last on the CPU).
+
+    Returns
+    -------
+    numpy.ndarray
+        Internal classes (uint8, the case's ``(z, y, x)`` grid).
+    """
+    from .. import preprocess as pp
+
+    spec, net = model.spec, model.network
+    images = case.stack(spec.channels)
+    mask = pp.brain_mask(images)
+    normed = pp.normalize(images, spec.normalization, mask)
+    box = pp.bounding_box(mask)
+    in_box = np.zeros(mask.shape, bool)
+    in_box[box] = True
+    origin = [s.start for s in pp.bounding_box(pp.to_model_axes(in_box, spec.orientation))]
+    x = pp.to_model_axes(pp.crop(normed, box), spec.orientation)
+    image_shape = pp.to_model_axes(in_box, spec.orientation).shape
+    previous = net.precision
+    net.precision = precision
+    try:
+        logits = net.predict_volume(torch.from_numpy(x)[None], on_progress, cancel, origin=origin,
+                                    image_shape=image_shape)[0]
+    finally:
+        net.precision = previous
+    choosable = torch.tensor([c >= 0 for c in spec.classes])
+    logits[~choosable] = -torch.inf
+    channel = logits.argmax(0).numpy()
+    lut = np.array([max(c, 0) for c in spec.classes], np.uint8)
+    labels = pp.uncrop(pp.from_model_axes(lut[channel], spec.orientation), box, mask.shape, 0)
+    labels[~mask] = 0
+    return labels
