@@ -65,6 +65,9 @@ def main() -> None:
         if task.error is not None:
             raise SystemExit(f"segmentation failed: {task.error}")
         pred = seg.last_layer
+        info = seg.last_result.info
+        print("segmented with", info.get("model"), "on", info.get("device"), info.get("dtype"),
+              "in", info.get("seconds"), "s,", info.get("windows"), "windows")
     else:
         data, kwargs = np.array(gt.data, copy=True), {"name": "corrected", "metadata": dict(gt.metadata),
                                                         "scale": gt.scale, "translate": gt.translate,
@@ -108,6 +111,10 @@ def main() -> None:
         if isinstance(ly, Labels) and ly is not pred:
             ly.visible = False
     viewer.camera.zoom *= 1.3
+    if os.environ.get("SHOT_DEBUG"):
+        np.save("/tmp/pred_debug.npy", np.asarray(pred.data))
+        print("pred", pred.name, pred.visible, pred.rendering, pred.data.dtype, pred.data.flags["C_CONTIGUOUS"],
+              np.unique(pred.data), pred.scale, pred.translate, [(ly.name, ly.visible) for ly in viewer.layers])
     for _ in range(20):
         app.processEvents()
     viewer.screenshot(str(out / "napari-3d.png"), canvas_only=True, flash=False)

@@ -118,3 +118,20 @@ def test_layer_drawn_from_scratch_is_written_lps(make_napari_viewer, tmp_path: P
     assert img.shape == (8, 7, 6) and nib.aff2axcodes(img.affine) == ("L", "P", "S")
     assert np.asanyarray(img.dataobj)[4, 3, 2] == 4  # enhancing stored as 4 (brats2021)
     assert img.header.get_zooms() == (1.0, 1.0, 2.0)
+
+
+def test_msd_4d_case_opens_and_labels_round_trip(make_napari_viewer, tmp_path: Path) -> None:
+    """An MSD Task01 4D image opens as four sequences; its labels save back in the msd scheme."""
+    from napari_brats_seg.core.synth import write_cases
+
+    image = write_cases(tmp_path / "msd", 1, seed=1, layout="msd", shape=(40, 48, 32))[0]
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(image), plugin=PLUGIN)
+    assert sorted(source_of(ly).modality for ly in layers if isinstance(ly, Image)) == ["flair", "t1", "t1ce", "t2"]
+    (gt,) = [ly for ly in layers if isinstance(ly, Labels)]
+    assert source_of(gt).scheme == "msd"
+    out = tmp_path / "msd_labels.nii.gz"
+    viewer.layers.selection = {gt}
+    viewer.layers.save(str(out), selected=True, plugin=PLUGIN)
+    src = nib.load(str(source_of(gt).gt_path))
+    np.testing.assert_array_equal(np.asanyarray(nib.load(str(out)).dataobj), np.asanyarray(src.dataobj))
