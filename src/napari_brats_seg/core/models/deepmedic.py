@@ -279,8 +279,8 @@ class DeepMedic(nn.Module):
         if x.ndim != 5 or x.shape[0] != 1:
             raise ModelError(f"DeepMedic expects a (1, C, a0, a1, a2) volume, got {tuple(x.shape)}")
         device = next(self.parameters()).device
-        bf16 = self.precision == "bf16" or (device.type == "cpu" and torch.is_autocast_cpu_enabled()
-                                            and torch.get_autocast_cpu_dtype() == torch.bfloat16)
+        bf16 = self.precision == "bf16" or (device.type == "cpu" and torch.is_autocast_enabled("cpu")
+                                            and torch.get_autocast_dtype("cpu") == torch.bfloat16)
         img = x[0].detach().to("cpu", torch.float32).numpy()
         region = tuple(slice(0, n) for n in img.shape[1:])
         if origin is not None or image_shape is not None:

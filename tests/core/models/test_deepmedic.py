@@ -1,0 +1,191 @@
+"""DeepMedic: the CaPTk model loads, tiles as the original, and agrees with the original's predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_brats_seg.core import io
+from napari_brats_seg.core import labels as lab
+from napari_brats_seg.core.errors import Cancelled, ModelError
+from napari_brats_seg.core.models import deepmedic as dm
+from napari_brats_seg.core.progress import CancelToken
+
+TINY = {
+    "in_channels": 4, "n_classes": 5, "fms_normal": [3, 4, 4, 5, 5, 6, 6, 7],
+    "fms_subsampled": [3, 4, 4, 5, 5, 6, 6, 7], "subsample_factors": [3, 5], "residual_layers": [4, 6, 8],
+    "fms_fc": [8, 9], "fc_kernel": 3, "residual_layers_fc": [2], "dropout_fc": [0.0, 0.3, 0.3],
+    "fc_padding": "valid", "segment_size": 45,
+}
+
+
+def _tiny(seed: int = 0) -> dm.DeepMedic:
+    net = dm.build_deepmedic(TINY)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in list(net.named_parameters()) + list(net.named_buffers()):
+            if name.endswith("scale"):
+                t.copy_(0.5 + torch.rand(t.shape, generator=gen))
+            elif name.endswith("weight"):
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.2)
+            else:
+                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
+    return net
+
+
+def _volume(shape: tuple[int, int, int] = (40, 38, 36), seed: int = 0) -> np.ndarray:
+    """A normalised-looking volume: an ellipsoid 'brain' of noise in a constant background."""
+    rng = np.random.default_rng(seed)
+    x = np.full((4,) + shape, -1.5, np.float32)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    inside = (grid**2).sum(0) < 0.8
+    x[:, inside] = rng.normal(size=(4, int(inside.sum()))).astype(np.float32)
+    return x
+
+
+def _per_tile_reference(net: dm.DeepMedic, img: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """DeepMedic's own way: every tile through the whole network, later tiles overwriting earlier ones."""
+    plan = dm.plan_tiles(img, net.rec_field_net, net.segment_size)
+    padded = plan["padded"]
+    out = torch.zeros((net.n_classes,) + padded.shape[1:])
+    half = (net.rec_field_net - 1) // 2
+    with torch.no_grad():
+        for t in plan["tiles"]:
+            hr = torch.from_numpy(np.ascontiguousarray(padded[(slice(None),) + tuple(slice(v, v + 45) for v in t)]))
+            lrs = [torch.from_numpy(dm.subsampled_segment(padded, plan["background"], t, f, net.rec_field,
+                                                          net.path_out_size, net.subsampled_input_size(f)))[None]
+                   for f in net.factors]
+            lg = net.forward_segments(hr[None], lrs)[0]
+            out[(slice(None),) + tuple(slice(v + half, v + half + net.out_size) for v in t)] = lg
+    crop = tuple(slice(p, p + n) for p, n in zip(plan["pad_lo"], img.shape[1:]))
+    brain = np.any(img != plan["background"][:, None, None, None], axis=0)
+    return out[(slice(None),) + crop], brain
+
+
+def test_dense_pathway_and_fc_blocks_equal_the_per_tile_computation() -> None:
+    net = _tiny()
+    img = _volume()
+    ref, brain = _per_tile_reference(net, img)
+    got = net.predict_volume(torch.from_numpy(img)[None])[0]
+    assert got.shape == ref.shape == (5,) + img.shape[1:]
+    diff = (got - ref).abs()[:, torch.from_numpy(brain)]
+    assert diff.max().item() < 1e-4 * max(1.0, ref.abs().max().item())
+    # forward() is predict_volume without progress
+    assert torch.allclose(net(torch.from_numpy(img)[None])[0], got)
+
+
+def test_origin_places_the_tiles_on_the_whole_image_grid() -> None:
+    net = _tiny(1)
+    whole = _volume((50, 46, 44), seed=1)
+    full = net.predict_volume(torch.from_numpy(whole)[None])[0]
+    brain = np.any(whole != whole[:, :1, :1, :1], axis=0)
+    box = tuple(slice(int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != d)))[0]),
+                      int(np.flatnonzero(brain.any(axis=tuple(a for a in range(3) if a != d)))[-1]) + 1)
+                for d in range(3))
+    crop = np.ascontiguousarray(whole[(slice(None),) + box])
+    part = net.predict_volume(torch.from_numpy(crop)[None], origin=[s.start for s in box],
+                              image_shape=whole.shape[1:])[0]
+    inside = torch.from_numpy(brain[box])
+    assert torch.allclose(part[:, inside], full[(slice(None),) + box][:, inside], atol=1e-4)
+    with pytest.raises(ModelError, match="does not fit"):
+        net.predict_volume(torch.from_numpy(crop)[None], origin=[40, 0, 0], image_shape=whole.shape[1:])
+
+
+def test_progress_total_is_exact_and_cancel_stops_between_tiles() -> None:
+    net = _tiny()
+    img = torch.from_numpy(_volume())[None]
+    calls: list[tuple[int, int]] = []
+    net.predict_volume(img, on_progress=lambda d, t, m: calls.append((d, t)), batch_size=2)
+    totals = {t for _, t in calls}
+    assert len(totals) == 1 and calls[0][0] == 0
+    assert [d for d, _ in calls] == list(range(totals.pop() + 1))
+
+    token = CancelToken()
+    seen: list[int] = []
+
+    def cancel_after_first(done: int, total: int, msg: str) -> None:
+        seen.append(done)
+        if done == 1:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        net.predict_volume(img, on_progress=cancel_after_first, cancel=token, batch_size=2)
+    assert max(seen) == 1
+
+
+def test_subsampled_inputs_are_centred_on_the_tile() -> None:
+    # voxel value = its index along axis 0: the samples must lie every f voxels, centred on the tile
+    n = 200
+    img = np.broadcast_to(np.arange(n, dtype=np.float32)[:, None, None], (1, n, 60, 60)).copy()
+    bg = np.array([-1.0], np.float32)
+    t = (100, 5, 5)
+    for f, size in ((3, 26), (5, 22)):
+        seg = dm.subsampled_segment(img, bg, t, f, 17, 29, size)
+        along = seg[0, :, 10, 10]
+        assert np.all(np.diff(along) == f)
+        # the centre of the pathway's first output (sample 8 of its 17-voxel receptive field) is the
+        # centre of the normal pathway's first output voxel, t + 8
+        assert along[8] == t[0] + 8
+    # outside the image: background
+    seg = dm.subsampled_segment(img, bg, (n - 40, 5, 5), 5, 17, 29, 22)
+    assert seg[0, -1, 10, 10] == -1.0
+
+
+def test_captk_model_spec_and_architecture(deepmedic_dir: Path) -> None:
+    model = dm.load_captk_deepmedic(deepmedic_dir)
+    spec = model.spec
+    assert spec.family == "deepmedic" and spec.orientation == "LPS" and spec.output == "labels"
+    assert spec.channels == ("t1", "t1ce", "t2", "flair")
+    assert spec.classes == (0, 1, 2, -1, 3)
+    assert spec.normalization == {"kind": "deepmedic"}
+    assert "CBICA Software License" in spec.provenance["licence"]
+    net = model.network
+    assert isinstance(net, dm.DeepMedic) and not net.training
+    assert (net.rec_field, net.rec_field_net, net.out_size) == (17, 19, 27)
+    assert sum(p.numel() for p in net.parameters()) == 3 * (10 + 12 + 14 + 16 + 18 + 20 + 22) * 1 + sum(
+        int(np.prod(s)) for s in [(10, 4, 27), (12, 10, 27), (14, 12, 27), (16, 14, 27), (18, 16, 27),
+                                  (20, 18, 27), (22, 20, 27), (25, 22, 27)]) * 3 + (75 + 60 + 80) + (
+        60 * 75 * 27 + 80 * 60 + 5 * 80) + 5
+    # the classifier's input batch norm uses the mean of the rolling averages
+    ref = np.load(deepmedic_dir / "reference_variables.npz")
+    mu = ref["net__muBnsForRollingAverage_23"].mean(0)
+    var = ref["net__varBnsForRollingAverage_23"].mean(0)
+    scale = ref["net__gBn_23"] / np.sqrt(var)
+    last = net.fc.blocks[-1]
+    assert np.allclose(last.scale.numpy(), scale, rtol=1e-5)
+    assert np.allclose(last.shift.numpy(), ref["net__bBn_23"] - mu * scale, rtol=1e-4, atol=1e-6)
+    assert last.keep == pytest.approx(0.7)
+
+
+def test_loader_rejects_foreign_folders_and_mismatched_checkpoints(tmp_path: Path, deepmedic_dir: Path) -> None:
+    with pytest.raises(ModelError):
+        dm.load_captk_deepmedic(tmp_path / "missing")
+    with pytest.raises(ModelError):
+        dm.load_captk_deepmedic(tmp_path)  # no checkpoint inside
+    variables = dm.read_checkpoint(deepmedic_dir, prefix_filter="net/")
+    del variables["net/W_26"]
+    with pytest.raises(ModelError, match="does not match"):
+        dm.load_tf_variables(dm.build_deepmedic(dm.CAPTK_ARCH), variables)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = int(a.sum()) + int(b.sum())
+    return 1.0 if s == 0 else 2.0 * int((a & b).sum()) / s
+
+
+@pytest.mark.parametrize("case_id", ["Brats18_2013_11_1"])
+def test_labels_agree_with_the_original_implementation(case_id: str, brats2018_dir: Path,
+                                                       deepmedic_dir: Path) -> None:
+    model = dm.load_captk_deepmedic(deepmedic_dir)
+    case = io.read_case(brats2018_dir / case_id)
+    labels = dm.segment_case(case, model, precision="bf16")
+    assert labels.dtype == np.uint8 and labels.shape == case.shape
+    assert set(np.unique(labels)) <= {0, 1, 2, 3}
+    ref, _, _ = io.read_labels(deepmedic_dir / "reference_predictions" / f"{case_id}_deepmedic.nii.gz",
+                               scheme="brats2021", geometry=case.geometry)
+    ours, theirs = lab.region_masks(labels), lab.region_masks(ref)
+    for region in ("WT", "TC", "ET"):
+        assert _dice(ours[region], theirs[region]) >= 0.97, region
