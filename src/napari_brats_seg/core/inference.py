@@ -2,13 +2,13 @@
 
 Pipeline (every step follows the model's :class:`~.models.spec.ModelSpec`)
 --------------------------------------------------------------------------
-1. ``check_compatible`` (the registry's, or a channel check when it is absent): a model that does
+1. The registry's ``check_compatible`` plus the output checks decoding needs: a model that does
    not fit raises :class:`~.errors.ModelError` before any compute.
 2. Channels by modality name (``case.stack(spec.channels)``), brain mask (any channel non-zero),
    ``preprocess.normalize(images, spec.normalization, mask)``.
 3. Crop to the brain's bounding box plus :data:`BRAIN_MARGIN` voxels (restored afterwards: outside
-   the box is background), reorder to the model's voxel order (``to_model_axes``), pad at the far
-   end of each axis to ``spec.divisible_by`` with each channel's normalised background value.
+   the box is background), reorder to the model's voxel order (``to_model_axes``), pad (centred,
+   as MONAI and nnU-Net do) to ``spec.divisible_by`` with each channel's normalised background value.
 4. Run the network, in one of three modes, all with an exact progress total computed up front and
    the cancel token checked before every unit (so a cancel stops the work within one unit):
 
@@ -77,8 +77,9 @@ class Segmentation:
     uncertainty
         float32 ``(z, y, x)`` disagreement across TTA flips (see the module docstring), or None.
     info
-        ``device``, ``dtype``, ``seconds``, ``windows``, ``model``, ``mode``, ``tta``, ``crop``,
-        ``fallbacks``.
+        ``model``, ``family``, ``source``, ``device``, ``dtype``, ``seconds``, ``windows`` (forward
+        passes run), ``mode``, ``tta`` (passes averaged), ``window``, ``crop`` (the brain box, internal
+        axes), ``fallbacks`` (out-of-memory retries) and ``warnings`` (from ``check_compatible``).
     """
 
     labels: np.ndarray
@@ -289,7 +290,7 @@ def _shrink(window: tuple[int, ...], k: int) -> Optional[tuple[int, ...]]:
 def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "auto", tta: bool = False,
             probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
             on_progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
-            precision: str = "auto", overlap: float = DEFAULT_OVERLAP) -> Segmentation:
+            precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool = True) -> Segmentation:
     """Segment ``case`` with ``model`` (see the module docstring for every step).
 
     Parameters
@@ -314,6 +315,10 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
         ``"auto"``, ``"fp32"`` or ``"bf16"`` (see :func:`.device.choose_precision`).
     overlap
         Overlap of sliding windows.
+    crop
+        Crop to the brain's bounding box (default). Without it the whole volume is seen, as MONAI's
+        bundle pipeline sees it: networks with global normalisation layers (GroupNorm,
+        InstanceNorm) then see the same statistics as such a pipeline, at about twice the cost.
 
     Raises
     ------
@@ -340,7 +345,7 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
         raise ModelError(f"model {spec.name}: {exc}") from None
     outside = ~mask
     bg = [float(c[outside][0]) if outside.any() else 0.0 for c in normed]
-    box = pp.bounding_box(mask, BRAIN_MARGIN)
+    box = pp.bounding_box(mask, BRAIN_MARGIN) if crop else tuple(slice(0, n) for n in mask.shape)
     x = pp.to_model_axes(pp.crop(normed, box), spec.orientation)
     crop_shape = x.shape[1:]
     k = max(int(spec.divisible_by or 1), 1)
@@ -353,11 +358,13 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
              or all(t <= int(w) for t, w in zip(target, spec.patch_size)))
     if not whole:
         target = [max(t, int(w)) for t, w in zip(target, spec.patch_size)]  # type: ignore[arg-type]
+    # centred padding, as MONAI's sliding_window_inference and nnU-Net pad
+    inner = tuple(slice((t - s) // 2, (t - s) // 2 + s) for s, t in zip(crop_shape, target))
     if list(crop_shape) != target:
         padded = np.empty((x.shape[0],) + tuple(target), np.float32)
         for c in range(x.shape[0]):
             padded[c].fill(bg[c])
-        padded[(slice(None),) + tuple(slice(0, s) for s in crop_shape)] = x
+        padded[(slice(None),) + inner] = x
         x = padded
     window = tuple(target) if whole else tuple(int(w) for w in spec.patch_size)  # type: ignore[union-attr]
     flips = _flip_sets(spec.dims, _slice_axis(spec.orientation), self_tiling) if tta else [()]
@@ -406,7 +413,7 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
         net.to(home)
 
     check(cancel)
-    unpad = (slice(None),) + tuple(slice(0, s) for s in crop_shape)
+    unpad = (slice(None),) + inner
     names = spec.classes if spec.output == "labels" else spec.regions
     mean = pp.from_model_axes(mean[unpad], spec.orientation)
     if spec.output == "labels":
