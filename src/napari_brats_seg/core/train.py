@@ -192,10 +192,10 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
             from .train_support import _read_checkpoint
 
             best_state = _read_checkpoint(out)[1]
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda e: 0.5 * (1 + np.cos(np.pi * min(e / max(config.epochs, 1), 1.0))) * 0.98 + 0.02)
-    for _ in range(epoch0):
-        sched.step()
+
+    def lr_at(e: int) -> float:  # cosine from lr to 2 % of it over config.epochs
+        return config.lr * (0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(e / max(config.epochs, 1), 1.0))))
+
     adv = None
     if config.adversarial > 0:
         from .train_support import Adversary
@@ -207,7 +207,9 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
     stop = False
     for epoch in range(epoch0, config.epochs):
         model.train()
-        te, losses = time.time(), []
+        for group in opt.param_groups:
+            group["lr"] = lr_at(epoch)
+        losses = []
         for it in range(config.iters_per_epoch):
             check(cancel)
             xb, yb = [], []
@@ -240,7 +242,6 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
             losses.append(float(loss.detach()))
             report(on_progress, epoch * config.iters_per_epoch + it + 1, total,
                    f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f}")
-        sched.step()
         row: dict[str, Any] = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
                                "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         if world > 1:

@@ -277,7 +277,9 @@ def plot_log(out: Path, history: list[dict]) -> Optional[Path]:
         pts = [(h["epoch"], h[f"val_dice_{r}"]) for h in history if f"val_dice_{r}" in h]
         if pts:
             b.plot(*zip(*pts), marker="o", label=r)
-    b.set_xlabel("epoch"), b.set_ylabel("validation Dice"), b.set_ylim(0, 1), b.legend()
+    b.set_xlabel("epoch"), b.set_ylabel("validation Dice"), b.set_ylim(0, 1)
+    if b.lines:
+        b.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -1,0 +1,175 @@
+"""Training core: a short run lowers the loss and writes a loadable checkpoint; resume continues;
+fine-tuning records its origin; broken cases are reported one by one; cancel stops; splits and
+class weights. Tiny synthetic cases (32^3) and tiny networks keep it fast."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from napari_brats_seg.core import data as ds
+from napari_brats_seg.core.errors import Cancelled
+from napari_brats_seg.core.losses import class_weights
+from napari_brats_seg.core.models.checkpoint import load_checkpoint
+from napari_brats_seg.core.progress import CancelToken
+from napari_brats_seg.core.synth import write_cases
+from napari_brats_seg.core.train import TrainConfig, train
+from napari_brats_seg.core.train_support import split_cases, state_path
+
+#: A 3-level DynUNet small enough to train in seconds.
+TINY_UNET = {"filters": [4, 8, 16], "kernel_size": [[3, 3, 3]] * 3, "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2]],
+             "upsample_kernel_size": [[2, 2, 2]] * 2}
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    write_cases(root, 4, seed=3, shape=(32, 32, 32))
+    return root
+
+
+def _config(data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=[str(data)], output=str(out), family="unet3d", arch=TINY_UNET, patch=(24, 24, 24),
+                epochs=3, iters_per_epoch=4, batch_size=2, lr=1e-2, val_fraction=0.25, affine_prob=0.0,
+                seed=0, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+    out = tmp_path_factory.mktemp("run") / "tiny.safetensors"
+    calls: list = []
+    path = train(_config(synth_dir, out, epochs=6), on_progress=lambda d, t, m: calls.append((d, t)))
+    return path, calls
+
+
+def test_short_run_lowers_loss_and_writes_loadable_checkpoint(trained: tuple[Path, list]) -> None:
+    path, calls = trained
+    assert calls[-1] == (24, 24) and [c[0] for c in calls] == list(range(1, 25))
+    rows = list(csv.DictReader(open(path.with_name("tiny.log.csv"))))
+    losses = [float(r["train_loss"]) for r in rows]
+    assert len(rows) == 6
+    assert min(losses[-2:]) < losses[0]
+    assert all(0.0 <= float(r["val_dice_WT"]) <= 1.0 for r in rows)
+    assert path.with_name("tiny.png").stat().st_size > 1000
+    loaded = load_checkpoint(path)
+    spec = loaded.spec
+    assert spec.family == "unet3d" and spec.output == "regions" and spec.regions == ("WT", "TC", "ET")
+    prov = spec.provenance
+    assert len(prov["train_cases"]) == 3 and len(prov["val_cases"]) == 1
+    assert not set(prov["train_cases"]) & set(prov["val_cases"])
+    assert prov["epochs"] == 6 and set(prov["best_val_dice"]) >= {"WT", "TC", "ET"}
+    with torch.no_grad():
+        y = loaded.network(torch.zeros(1, 4, 20, 24, 28))
+    assert tuple(y.shape) == (1, 3, 20, 24, 28)
+
+
+def test_resume_continues_epochs_and_optimiser(trained: tuple[Path, list], synth_dir: Path, tmp_path: Path) -> None:
+    src, _ = trained
+    out = tmp_path / "tiny.safetensors"
+    for suffix in (".safetensors", ".train.safetensors", ".log.csv"):
+        shutil.copy(src.with_name("tiny" + suffix), tmp_path / ("tiny" + suffix))
+    train(_config(synth_dir, out, epochs=8, resume=str(out)))
+    rows = list(csv.DictReader(open(tmp_path / "tiny.log.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
+    from safetensors import safe_open
+
+    with safe_open(str(state_path(out)), "pt") as f:
+        steps = f.get_tensor("opt.0.step")
+        info = json.loads(f.metadata()["train"])
+    assert float(steps[0]) == 8 * 4  # Adam's step count went on from 24
+    assert info["epoch"] == 8
+    assert load_checkpoint(out).spec.provenance["epochs"] == 8
+
+
+def test_finetune_starts_from_weights_and_records_origin(trained: tuple[Path, list], synth_dir: Path,
+                                                         tmp_path: Path) -> None:
+    src, _ = trained
+    out = tmp_path / "ft.safetensors"
+    train(_config(synth_dir, out, epochs=1, iters_per_epoch=1, lr=1e-4, finetune=str(src), val_fraction=0.0))
+    spec = load_checkpoint(out).spec
+    assert spec.provenance["finetuned"][0]["from"] == str(src)
+    assert spec.provenance["train_cases"]  # the original run's provenance is kept
+
+
+def test_broken_cases_are_reported_one_by_one(synth_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(synth_dir, data)
+    cases = sorted(p for p in data.iterdir() if p.is_dir())
+    missing, moved = cases[0], cases[1]
+    next(missing.glob("*_flair.nii.gz")).unlink()
+    seg = next(moved.glob("*_seg.nii.gz"))
+    img = nib.load(str(seg))
+    aff = img.affine.copy()
+    aff[:3, 3] += 5.0
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), aff, img.header), str(seg))
+    samples, problems = ds.load_samples([data])
+    assert len(samples) == 2
+    assert len(problems) == 2
+    text = {Path(p.source).name: p.reason for p in problems}
+    assert "flair" in text[missing.name]
+    assert "grid" in text[moved.name]
+    found: list = []
+    out = train(_config(data, tmp_path / "m.safetensors", epochs=1, iters_per_epoch=1, val_fraction=0.5),
+                problems=found)
+    assert len(found) == 2
+    assert len(load_checkpoint(out).spec.provenance["skipped"]) == 2
+
+
+def test_cancel_stops_training(synth_dir: Path, tmp_path: Path) -> None:
+    token = CancelToken()
+
+    def progress(done: int, total: int, msg: str) -> None:
+        if done == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        train(_config(synth_dir, tmp_path / "c.safetensors"), on_progress=progress, cancel=token)
+
+
+def test_cascade_trains_on_axial_patches(synth_dir: Path, tmp_path: Path) -> None:
+    cfg = _config(synth_dir, tmp_path / "cas.safetensors", family="cascade", output_kind="labels",
+                  arch={"kind": "input", "local_maps": 4, "global_maps": 4}, patch=(16, 16), epochs=1,
+                  iters_per_epoch=2, class_balance=True, class_weighting=True)
+    loaded = load_checkpoint(train(cfg))
+    assert loaded.spec.family == "cascade" and loaded.spec.dims == 2 and loaded.spec.output == "labels"
+    with torch.no_grad():
+        assert tuple(loaded.network(torch.zeros(1, 4, 20, 18)).shape) == (1, 4, 20, 18)
+
+
+def test_folds_partition_the_cases(synth_dir: Path) -> None:
+    samples = [ds.Sample(f"c{i}", np.zeros((4, 2, 2, 2), np.float32), np.zeros((2, 2, 2), np.uint8))
+               for i in range(7)]
+    seen: list[str] = []
+    for k in range(3):
+        tr, va = split_cases(samples, _config(synth_dir, Path("x"), folds=3, fold=k))
+        assert not {s.case_id for s in tr} & {s.case_id for s in va}
+        assert len(tr) + len(va) == 7
+        seen += [s.case_id for s in va]
+    assert sorted(seen) == sorted(s.case_id for s in samples)
+
+
+def test_patches_and_weights() -> None:
+    lab = np.zeros((20, 20, 20), np.uint8)
+    lab[8:12, 8:12, 8:12] = 2
+    lab[9:11, 9:11, 9:11] = 3
+    img = np.ones((4, 20, 20, 20), np.float32)
+    s = ds.Sample("a", img, lab)
+    rng = np.random.default_rng(0)
+    pi, pl = ds.sample_patch(s, (8, 8, 8), rng, p_tumour=1.0)
+    assert pi.shape == (4, 8, 8, 8) and pl.shape == (8, 8, 8) and pl.any()
+    pi, pl = ds.sample_patch(s, (8, 8), rng, p_tumour=1.0, class_balance=True)
+    assert pi.shape == (4, 8, 8) and pl.any()
+    w = class_weights([lab], 4)
+    assert w[0] < w[2] < w[3] and w[1] == max(w)  # absent class 1 gets the largest weight
+    assert np.isclose(np.mean(w), 1.0)
+    down = ds.downsample_labels(lab, 2)
+    assert down.shape == (10, 10, 10) and set(np.unique(down)) <= {0, 2, 3}
