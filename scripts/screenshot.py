@@ -108,13 +108,9 @@ def main() -> None:
     gt.visible = True
     show_3d(viewer)
     for ly in viewer.layers:
-        if isinstance(ly, Labels) and ly is not pred:
+        if isinstance(ly, Labels) and ly.name != pred.name:  # widget layers may be public-API proxies
             ly.visible = False
     viewer.camera.zoom *= 1.3
-    if os.environ.get("SHOT_DEBUG"):
-        np.save("/tmp/pred_debug.npy", np.asarray(pred.data))
-        print("pred", pred.name, pred.visible, pred.rendering, pred.data.dtype, pred.data.flags["C_CONTIGUOUS"],
-              np.unique(pred.data), pred.scale, pred.translate, [(ly.name, ly.visible) for ly in viewer.layers])
     for _ in range(20):
         app.processEvents()
     viewer.screenshot(str(out / "napari-3d.png"), canvas_only=True, flash=False)

@@ -53,6 +53,11 @@ def recovery_dir() -> Path:
     return data_dir() / "recovery"
 
 
+def _key(layer: Any) -> int:
+    """Identity of a layer, seen through napari's public-API proxies (plugin widgets get those)."""
+    return id(getattr(layer, "__wrapped__", layer))
+
+
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "labels"
 
@@ -194,6 +199,7 @@ class AutosaveManager:
     @classmethod
     def for_viewer(cls, viewer: Any) -> "AutosaveManager":
         """The viewer's manager, created on first use."""
+        viewer = getattr(viewer, "__wrapped__", viewer)  # one manager per viewer, proxies or not
         mgr = cls._instances.get(viewer)
         if mgr is None:
             mgr = cls(viewer)
@@ -205,35 +211,36 @@ class AutosaveManager:
         self._watch(event.value)
 
     def _on_removed(self, event: Any) -> None:
-        timer = self._timers.pop(id(event.value), None)
+        timer = self._timers.pop(_key(event.value), None)
         if timer is not None:
             timer.stop()
 
     def _watch(self, layer: Any) -> None:
+        layer = getattr(layer, "__wrapped__", layer)
         src = source_of(layer)
         if src is None:
             return
         if src.case_id not in self._offered_cases:
             self._offered_cases.add(src.case_id)
             self.offer(src.case_id)
-        if isinstance(layer, Labels) and id(layer) not in self._timers:
+        if isinstance(layer, Labels) and _key(layer) not in self._timers:
             timer = QTimer()
             timer.setSingleShot(True)
             timer.setInterval(self.delay_ms)
             ref = weakref.ref(layer)
             timer.timeout.connect(lambda: self._save(ref()))
-            self._timers[id(layer)] = timer
+            self._timers[_key(layer)] = timer
             layer.events.paint.connect(lambda _e=None: timer.start())
 
     def schedule(self, layer: Labels) -> None:
         """(Re)start the debounce timer of ``layer``."""
-        timer = self._timers.get(id(layer))
+        timer = self._timers.get(_key(layer))
         if timer is not None:
             timer.start()
 
     def flush(self, layer: Labels) -> None:
         """Save ``layer`` now (in the background) instead of after the delay."""
-        timer = self._timers.get(id(layer))
+        timer = self._timers.get(_key(layer))
         if timer is not None:
             timer.stop()
         self._save(layer)
