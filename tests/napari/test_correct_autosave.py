@@ -46,7 +46,11 @@ def test_correct_widget_tools_undo_and_autosave(make_napari_viewer, qtbot, small
     widget.autosave.delay_ms = 50
     for t in widget.autosave._timers.values():
         t.setInterval(50)
-    assert widget.layer() is gt
+    assert widget.layer() == gt
+    # Widgets get public-API proxies of the viewer; they still share the viewer's one autosave manager.
+    _, load = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
+    assert autosave.AutosaveManager.for_viewer(viewer) is widget.autosave
+    assert autosave.AutosaveManager.for_viewer(load.viewer) is widget.autosave
 
     qtbot.mouseClick(widget.paint_buttons[2], Qt.MouseButton.LeftButton)
     assert gt.selected_label == 2 and gt.mode == "paint"
