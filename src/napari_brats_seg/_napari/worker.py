@@ -104,10 +104,11 @@ class Task(QObject):
         if self._pbar is not None:
             if total and self._pbar.total != total:
                 self._pbar.total = total
-            self._pbar.n = min(done, total) if total else done
+            target = min(done, total) if total else done
             if message:
                 self._pbar.set_description(f"{self.description}: {message}")
-            self._pbar.refresh()
+            if target != self._pbar.n:
+                self._pbar.update(target - self._pbar.n)  # emits the bar's value event
         self.progressed.emit(done, total, message)
 
     @Slot(object)
