@@ -17,6 +17,7 @@ import torch
 from nibabel import orientations as nio
 
 from napari_brats_seg.core import labels as lab
+from napari_brats_seg.core import device as device_mod
 from napari_brats_seg.core.device import choose_precision, resolve_device
 from napari_brats_seg.core.errors import Cancelled, InferenceError, ModelError
 from napari_brats_seg.core.inference import SLICE_BATCH, Segmentation, plan_windows, predict
@@ -218,6 +219,28 @@ def test_predict_volume_protocol_is_used_with_progress_and_cancel(crop_case):
     assert net.tiles_run == 1
 
 
+class Placed(SelfTiling):
+    """Also takes where its input lies in the whole image, as DeepMedic's predict_volume does."""
+
+    def predict_volume(self, x, on_progress=None, cancel=None, *, origin=None, image_shape=None):
+        self.place = (origin, image_shape, tuple(x.shape[2:]))
+        return super().predict_volume(x, on_progress, cancel)
+
+
+def test_predict_volume_learns_where_the_brain_crop_lies(crop_case):
+    images = {m: a.copy() for m, a in crop_case.images.items()}
+    for a in images.values():
+        a[:10] = 0  # no brain in the lowest 10 axial slices (z) ...
+        a[:, :, :10] = 0  # ... nor in the first 10 columns (x)
+    case = type(crop_case)(crop_case.case_id, images, crop_case.geometry)
+    net = Placed().eval()
+    seg = predict(case, LoadedModel(ModelSpec(name="placed", family="deepmedic"), net), device="cpu")
+    origin, image_shape, size = net.place
+    assert image_shape == (32, 32, 24)  # model axes (x, y, z) of the LPS model
+    assert origin == (10 - 4, 0, 10 - 4) and size == (32 - 6, 32, 24 - 6)  # brain box minus the margin
+    assert seg.info["crop"] == [[6, 24], [0, 32], [6, 32]]
+
+
 class Broken(torch.nn.Module):
     def __init__(self, kind: str, limit: int = 32) -> None:
         super().__init__()
@@ -269,9 +292,13 @@ def test_out_of_memory_retries_with_smaller_windows(real_crop_dir, crop_case):
         predict(crop_case, LoadedModel(spec, Broken("oom", limit=16)), device="cpu")
 
 
-def test_cpu_precision_choice():
+def test_cpu_precision_choice(monkeypatch):
     cpu = torch.device("cpu")
     assert choose_precision(cpu, "cascade", 2).dtype == "fp32"  # not validated: fp32
+    monkeypatch.setattr(device_mod, "BF16_VALIDATED_FAMILIES", frozenset({"segresnet"}))
+    auto = choose_precision(cpu, "segresnet", 3)
+    assert auto.dtype == ("bf16" if device_mod.cpu_has_native_bf16() else "fp32")
+    assert choose_precision(cpu, "segresnet", 2).dtype == "fp32"  # 2D nets are never auto-bf16
     assert choose_precision(cpu, "segresnet", 3, "fp32").dtype == "fp32"
     forced = choose_precision(cpu, "cascade", 3, "bf16")
     assert forced.dtype == "bf16" and forced.channels_last

@@ -51,6 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="remove tumour components smaller than N voxels")
     p.add_argument("--no-hierarchy", action="store_true",
                    help="merge region outputs by intersection instead of keeping ET in TC in WT by union")
+    p.add_argument("--no-crop", action="store_true",
+                   help="run on the whole volume instead of the brain's bounding box (slower; reproduces "
+                        "pipelines that do not crop, for networks with GroupNorm/InstanceNorm)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -214,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 case = read_case(case_path)
                 seg = predict(case, model, device=args.device, tta=tta, probabilities=args.probabilities,
-                              postprocess=post, on_progress=bar, precision=args.precision)
+                              postprocess=post, on_progress=bar, precision=args.precision,
+                              crop=not args.no_crop)
                 bar.close()
                 write_labels(seg.labels, case, out, scheme=args.scheme, overwrite=args.overwrite)
                 if args.probabilities and seg.probabilities:

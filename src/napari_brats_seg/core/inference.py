@@ -36,6 +36,7 @@ halved (down to :data:`MIN_WINDOW`), then the work moves to the CPU; both are re
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import time
@@ -207,8 +208,10 @@ def _pass_2d(run: _Runner, x: np.ndarray, axis: int, tag: str) -> np.ndarray:
     return np.moveaxis(logits, 0, axis + 1)
 
 
-def _pass_volume(run: _Runner, x: np.ndarray, member: int, members: int, tag: str) -> np.ndarray:
-    """Logits of a network that tiles itself (``predict_volume``)."""
+def _pass_volume(run: _Runner, x: np.ndarray, member: int, members: int, tag: str,
+                 place: Optional[dict[str, tuple[int, ...]]] = None) -> np.ndarray:
+    """Logits of a network that tiles itself (``predict_volume``); ``place`` gives ``origin`` and
+    ``image_shape`` (where ``x`` lies in the whole image) to networks that accept them."""
 
     def relay(done: int, total: int, message: str = "") -> None:
         run.total = members * total
@@ -217,7 +220,7 @@ def _pass_volume(run: _Runner, x: np.ndarray, member: int, members: int, tag: st
 
     xt = torch.from_numpy(x)[None].to(run.device)
     with run_context(run.device, run.precision):
-        out = run.network.predict_volume(xt, on_progress=relay, cancel=run.cancel)
+        out = run.network.predict_volume(xt, on_progress=relay, cancel=run.cancel, **(place or {}))
     if isinstance(out, (list, tuple)):
         out = out[0]
     if out.shape[2:] != xt.shape[2:]:
@@ -240,8 +243,22 @@ def _slice_axis(orientation: str) -> int:
     return next(i for i, c in enumerate(orientation.upper()) if c in "SI")
 
 
+def _placement(net: Any, origin: tuple[int, ...], image_shape: tuple[int, ...], size: tuple[int, ...],
+               flip: tuple[int, ...]) -> Optional[dict[str, tuple[int, ...]]]:
+    """``origin``/``image_shape`` keywords for a ``predict_volume`` that takes them (flips mirrored)."""
+    try:
+        params = inspect.signature(net.predict_volume).parameters
+    except (TypeError, ValueError):
+        return None
+    if "origin" not in params or "image_shape" not in params:
+        return None
+    o = tuple(image_shape[a] - origin[a] - size[a] if a in flip else origin[a] for a in range(3))
+    return {"origin": o, "image_shape": tuple(image_shape)}
+
+
 def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple[int, ...]],
-                 window: tuple[int, ...], overlap: float, want_regions: bool, keep_hierarchy: bool
+                 window: tuple[int, ...], overlap: float, want_regions: bool, keep_hierarchy: bool,
+                 origin: tuple[int, ...] = (0, 0, 0), image_shape: Optional[tuple[int, ...]] = None
                  ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
     """Mean probabilities over the flips, plus the sum and sum of squares of region probabilities."""
     self_tiling = hasattr(run.network, "predict_volume")
@@ -261,7 +278,8 @@ def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple
         tag = f"flip {m + 1}/{len(flips)}: " if len(flips) > 1 else ""
         xf = np.ascontiguousarray(np.flip(x, axis=tuple(a + 1 for a in flip))) if flip else x
         if self_tiling:
-            logits = _pass_volume(run, xf, m, len(flips), tag)
+            place = _placement(run.network, origin, image_shape or shape, shape, flip)
+            logits = _pass_volume(run, xf, m, len(flips), tag, place)
         elif spec.dims == 3:
             logits = _pass_3d(run, xf, window, overlap, tag)
         else:
@@ -366,6 +384,13 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
             padded[c].fill(bg[c])
         padded[(slice(None),) + inner] = x
         x = padded
+    # where the padded input lies in the whole image, in model axes (for self-tiling networks)
+    placed = np.zeros(case.shape, np.uint8)
+    placed[box] = 1
+    placed_m = pp.to_model_axes(placed, spec.orientation)
+    image_shape = tuple(int(n) for n in placed_m.shape)
+    origin = tuple(int(np.flatnonzero(placed_m.any(axis=tuple(b for b in range(3) if b != a)))[0]) - sl.start
+                   for a, sl in enumerate(inner))
     window = tuple(target) if whole else tuple(int(w) for w in spec.patch_size)  # type: ignore[union-attr]
     flips = _flip_sets(spec.dims, _slice_axis(spec.orientation), self_tiling) if tta else [()]
 
@@ -384,7 +409,7 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
                     net.to(memory_format=torch.channels_last_3d)
                 run = _Runner(net, dev, prec, on_progress, cancel)
                 mean, s1, s2 = _run_members(run, x, spec, flips, window, overlap, want_regions,
-                                            opts["keep_hierarchy"])
+                                            opts["keep_hierarchy"], origin, image_shape)
                 break
             except BratsSegError:
                 raise
