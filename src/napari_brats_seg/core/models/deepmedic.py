@@ -233,7 +233,7 @@ class DeepMedic(nn.Module):
         """Segment a whole normalised volume tile by tile, as DeepMedic's testing routine does.
 
         The normal pathway has only valid convolutions, so its output at a voxel does not depend on
-        the tile: it is computed once, densely, in slabs of ``slab`` voxels along the first axis
+        the tile: it is computed once, densely, in chunks where the FC layers need it
         (DeepMedic recomputes it for every 45^3 tile, 3.7 times the work). The subsampled pathways and
         the FC layers depend on the tile (the subsampled grid is anchored to it, and the repeat
         upsampling and the 3x3x3 FC layer see only the tile), so they run per tile, in batches.
@@ -247,10 +247,10 @@ class DeepMedic(nn.Module):
             crop to the brain's bounding box gives the same result as the whole image up to where the
             tiles fall.
         on_progress
-            ``on_progress(done, total, message)`` after each slab and each batch of tiles; ``total``
-            (slabs + batches of tiles that hold brain) is known before the first call.
+            ``on_progress(done, total, message)`` after each chunk of the normal pathway and each batch
+            of tiles; ``total`` is known before the first call.
         cancel
-            Checked before each slab and batch; raises :class:`~napari_brats_seg.core.errors.Cancelled`.
+            Checked before each chunk and batch; raises :class:`~napari_brats_seg.core.errors.Cancelled`.
         origin, image_shape
             Where ``x`` lies in the whole image (index of its first voxel, model axes) and that image's
             spatial shape. When given, the tiles fall where DeepMedic puts them on the whole image
@@ -261,7 +261,8 @@ class DeepMedic(nn.Module):
         batch_size
             Tiles per forward pass of the subsampled and FC layers.
         slab
-            Thickness (output voxels) of the slabs of the dense normal pathway.
+            The dense normal pathway runs in chunks of ``slab x slab`` voxels along the first two axes
+            (the whole third axis), only where FC blocks need its output.
         block
             The FC layers run on blocks of ``block^3`` output voxels of a tile, and only on those that
             hold brain (outside the brain the labels are background anyway).
@@ -298,60 +299,70 @@ class DeepMedic(nn.Module):
         padded, tiles, pad_lo, bg = plan["padded"], plan["tiles"], plan["pad_lo"], plan["background"]
         shape = padded.shape[1:]
         p = self.path_out_size
-        # the normal pathway's output is needed only where tiles are: [lo, lo + p) per axis
-        f_lo = [min((t[d] for t in tiles), default=0) for d in range(3)]
-        f_hi = [max((t[d] + p for t in tiles), default=0) for d in range(3)]
+        half = (self.rec_field_net - 1) // 2
+        ctx = self.rec_field_net - self.rec_field  # context the FC layers need (0 when padded)
+        blk = block if ctx > 0 and self.out_size % block == 0 else self.out_size
+        offsets = [(i, j, k) for i in range(0, self.out_size, blk) for j in range(0, self.out_size, blk)
+                   for k in range(0, self.out_size, blk)]
+        has_brain = plan["has_brain"]
+        # the FC layers run only on output blocks that hold brain (exact: they are valid convolutions)
+        kept = [[o for o in offsets if has_brain(tuple(v + half + oo for v, oo in zip(t, o)), blk)] for t in tiles]
+        # the normal pathway's output is needed only in those blocks' windows (feature coordinates)
+        windows = [tuple((t[d] + o[d], t[d] + o[d] + blk + ctx) for d in range(3))
+                   for t, offs in zip(tiles, kept) for o in offs]
+        f_lo = [min((w[d][0] for w in windows), default=0) for d in range(3)]
+        f_hi = [max((w[d][1] for w in windows), default=0) for d in range(3)]
         feat_shape = tuple(max(h - lo_, 0) for lo_, h in zip(f_lo, f_hi))
-        n_slabs = math.ceil(feat_shape[0] / slab)
+        n_chunks = [math.ceil(n / slab) for n in feat_shape[:2]]
+        need = np.zeros(n_chunks, bool)
+        for w in windows:
+            need[(w[0][0] - f_lo[0]) // slab : (w[0][1] - 1 - f_lo[0]) // slab + 1,
+                 (w[1][0] - f_lo[1]) // slab : (w[1][1] - 1 - f_lo[1]) // slab + 1] = True
         n_batches = math.ceil(len(tiles) / batch_size)
-        total = n_slabs + n_batches
+        total = int(need.sum()) + n_batches
         done = 0
         report(on_progress, 0, total, "DeepMedic")
+        r = self.rec_field - 1
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu"):
-            # 1. the normal pathway, densely
-            feats = torch.empty((self.normal.blocks[-1].weight.shape[0],) + feat_shape, dtype=torch.float32)
-            for s0 in range(0, feat_shape[0], slab):
+            # 1. the normal pathway, densely, in chunks of slab x slab x (all) where blocks need it
+            feats = torch.zeros((self.normal.blocks[-1].weight.shape[0],) + feat_shape,
+                                dtype=torch.bfloat16 if bf16 else torch.float32)
+            for i0, i1 in zip(*np.nonzero(need)):
                 check(cancel)
-                s1 = min(s0 + slab, feat_shape[0])
+                a0, b0 = i0 * slab, min((i0 + 1) * slab, feat_shape[0])
+                a1, b1 = i1 * slab, min((i1 + 1) * slab, feat_shape[1])
                 inp = torch.from_numpy(np.ascontiguousarray(padded[
-                    :, f_lo[0] + s0 : f_lo[0] + s1 + self.rec_field - 1,
-                    f_lo[1] : f_lo[1] + feat_shape[1] + self.rec_field - 1,
-                    f_lo[2] : f_lo[2] + feat_shape[2] + self.rec_field - 1]))[None].to(device)
-                feats[:, s0:s1] = self.normal(self._prep(inp, bf16))[0].float().cpu()
+                    :, f_lo[0] + a0 : f_lo[0] + b0 + r, f_lo[1] + a1 : f_lo[1] + b1 + r,
+                    f_lo[2] : f_lo[2] + feat_shape[2] + r]))[None].to(device)
+                feats[:, a0:b0, a1:b1] = self.normal(self._prep(inp, bf16))[0].to("cpu", feats.dtype)
                 done += 1
                 report(on_progress, done, total, "DeepMedic normal pathway")
-            # 2. per tile: the subsampled pathways and the FC layers
+            # 2. per tile: the subsampled pathways, then the FC layers on the kept blocks
             out = torch.zeros((self.n_classes,) + tuple(shape), dtype=torch.float32)
-            half = (self.rec_field_net - 1) // 2
-            ctx = self.rec_field_net - self.rec_field  # context the FC layers need (0 when padded)
-            blk = block if ctx > 0 and self.out_size % block == 0 else self.out_size
-            offsets = [(i, j, k) for i in range(0, self.out_size, blk) for j in range(0, self.out_size, blk)
-                       for k in range(0, self.out_size, blk)]
-            has_brain = plan["has_brain"]
             for start in range(0, len(tiles), batch_size):
                 check(cancel)
                 batch = tiles[start : start + batch_size]
-                hr = torch.stack([feats[(slice(None),) + tuple(slice(lo - fl, lo - fl + p)
-                                                             for lo, fl in zip(t, f_lo))] for t in batch])
                 lrs = [
                     torch.from_numpy(np.stack([
                         subsampled_segment(padded, bg, t, f, self.rec_field, p, self.subsampled_input_size(f))
                         for t in batch]))
                     for f in self.factors
                 ]
-                cat = self._concat(self._prep(hr.to(device), bf16), [self._prep(a.to(device), bf16) for a in lrs])
-                # the FC layers only where the output holds brain, in blocks (exact: they are valid convs)
-                where, windows = [], []
-                for b_i, t in enumerate(batch):
-                    for o in offsets:
-                        if has_brain(tuple(lo + half + oo for lo, oo in zip(t, o)), blk):
-                            where.append((t, o))
-                            windows.append(cat[(b_i, slice(None)) + tuple(slice(oo, oo + blk + ctx) for oo in o)])
-                if windows:
-                    fc_in = self._prep(torch.stack(windows), bf16)
-                    logits = (self.fc(fc_in) + self.class_bias.view(1, -1, 1, 1, 1).to(fc_in.dtype)).float().cpu()
-                    for (t, o), lg in zip(where, logits):
-                        sl = tuple(slice(lo + half + oo, lo + half + oo + blk) for lo, oo in zip(t, o))
+                ups = self._upsampled(p, [self._prep(a.to(device), bf16) for a in lrs])
+                where = [(b_i, t, o) for b_i, t in enumerate(batch) for o in kept[start + b_i]]
+                if where:
+                    w = blk + ctx
+                    c_n = feats.shape[0]
+                    x_fc = torch.empty((len(where), c_n + ups.shape[1], w, w, w), dtype=ups.dtype, device=device)
+                    if bf16:
+                        x_fc = x_fc.contiguous(memory_format=torch.channels_last_3d)
+                    for i, (b_i, t, o) in enumerate(where):
+                        x_fc[i, :c_n] = feats[(slice(None),) + tuple(slice(v + oo - fl, v + oo - fl + w)
+                                                                    for v, oo, fl in zip(t, o, f_lo))]
+                        x_fc[i, c_n:] = ups[(b_i, slice(None)) + tuple(slice(oo, oo + w) for oo in o)]
+                    logits = (self.fc(x_fc) + self.class_bias.view(1, -1, 1, 1, 1).to(x_fc.dtype)).float().cpu()
+                    for (_, t, o), lg in zip(where, logits):
+                        sl = tuple(slice(v + half + oo, v + half + oo + blk) for v, oo in zip(t, o))
                         out[(slice(None),) + sl] = lg
                 done += 1
                 report(on_progress, done, total, "DeepMedic tiles")
@@ -362,17 +373,24 @@ class DeepMedic(nn.Module):
     def _prep(t: torch.Tensor, bf16: bool) -> torch.Tensor:
         return t.contiguous(memory_format=torch.channels_last_3d) if bf16 else t
 
-    def _concat(self, normal_out: torch.Tensor, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Subsampled pathways, their repeat upsampling, and the concatenation with the normal output."""
-        size = normal_out.shape[2:]
-        feats = [normal_out]
+    def _upsampled(self, size: int, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Subsampled pathways, repeated back to full resolution and cut to ``size``, concatenated."""
+        outs = []
         for path, f, xs in zip(self.subsampled, self.factors, x_lr):
             lr = path(xs)
             for d in range(3):
                 lr = lr.repeat_interleave(f, dim=2 + d)
-            feats.append(lr[:, :, : size[0], : size[1], : size[2]])
-        dtype = feats[-1].dtype
-        return torch.cat([t.to(dtype) for t in feats], dim=1)
+            outs.append(lr[:, :, :size, :size, :size])
+        return torch.cat(outs, dim=1)
+
+    def _concat(self, normal_out: torch.Tensor, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Subsampled pathways, their repeat upsampling, and the concatenation with the normal output."""
+        size = normal_out.shape[2:]
+        assert size[0] == size[1] == size[2]
+        if not x_lr:
+            return normal_out
+        ups = self._upsampled(int(size[0]), x_lr)
+        return torch.cat([normal_out.to(ups.dtype), ups], dim=1)
 
     def _head(self, normal_out: torch.Tensor, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
         """Subsampled pathways, upsampling, concatenation and FC layers for a batch of tiles."""
