@@ -6,9 +6,9 @@ Same SegResNet (the bundle's configuration, seeded random weights), same real ca
   ``EnsureChannelFirstd``, ``NormalizeIntensityd(nonzero=True, channel_wise=True)``),
   ``sliding_window_inference`` with ``roi_size=(240, 240, 160)``, ``overlap=0.5``, ``sw_batch_size=1``,
   fp32; sigmoid, threshold 0.5, the bundle's label merge.
-- **ours**: ``read_case`` + ``predict`` (brain crop, the model's normalisation, whole cropped volume),
-  once forced to fp32 and once with the automatic CPU precision (bf16 autocast + channels-last 3D on
-  CPUs with native bf16).
+- **ours**: ``read_case`` + ``predict`` (the model's normalisation, one whole-volume pass), on the
+  whole volume (``crop=False``) and on the brain's bounding box (the default), each in fp32 and in
+  bf16 autocast + channels-last 3D.
 
 Each pipeline runs in its own fresh process, so its peak resident memory (``ru_maxrss``) is its own;
 the time is wall-clock from file reading to the label map (writing excluded).
@@ -187,7 +187,7 @@ def main() -> int:
     rows = {"reference (MONAI bundle, fp32)": ref}
     labels = {}
     for crop in (False, True):
-        for precision in ("fp32", "auto"):
+        for precision in ("fp32", "bf16"):
             key = (crop, precision)
             res = _spawn(["--worker", "ours", *common, "--precision", precision, f"--bias={bias_arg}",
                           *([] if crop else ["--no-crop"]), "--out", str(tmp / "ours.npy")])
@@ -208,10 +208,10 @@ def main() -> int:
         fmt = (lambda x: " / ".join(f"{x[k]:.4f}" for k in ("WT", "TC", "ET")) if x else "-")
         print(f"| {name} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {ref['seconds'] / r['seconds']:.2f}x | "
               f"{fmt(d)} | {fmt(p)} |")
-    fast = rows[[n for n, r in rows.items() if r.get("key") == (True, "auto")][0]]
-    agree = region_dice(labels[(True, "auto")], ref_internal)
+    fast = rows[[n for n, r in rows.items() if r.get("key") == (True, "bf16")][0]]
+    agree = region_dice(labels[(True, "bf16")], ref_internal)
     ok = min(agree.values()) >= 0.99 and ref["seconds"] / fast["seconds"] >= 3
-    print(f"\ntarget (default pipeline >= 3x faster at >= 0.99 Dice per region vs the reference): "
+    print(f"\ntarget (brain crop + bf16 >= 3x faster at >= 0.99 Dice per region vs the reference): "
           f"{'met' if ok else 'NOT met'}")
     return 0
 
