@@ -173,3 +173,18 @@ def test_patches_and_weights() -> None:
     assert np.isclose(np.mean(w), 1.0)
     down = ds.downsample_labels(lab, 2)
     assert down.shape == (10, 10, 10) and set(np.unique(down)) <= {0, 2, 3}
+
+
+@pytest.mark.parametrize("family, arch, patch, adversarial", [
+    ("unet2d", {"features": [4, 4, 8, 8, 16, 4]}, (32, 32), 0.1),
+    ("segresnet", {"init_filters": 8, "blocks_down": [1, 1], "blocks_up": [1]}, (32, 32, 32), 0.1),
+])
+def test_other_families_and_adversarial_term(synth_dir: Path, tmp_path: Path, family: str, arch: dict,
+                                             patch: tuple, adversarial: float) -> None:
+    cfg = _config(synth_dir, tmp_path / f"{family}.safetensors", family=family, arch=arch, patch=patch,
+                  epochs=1, iters_per_epoch=2, adversarial=adversarial, val_fraction=0.0)
+    loaded = load_checkpoint(train(cfg))
+    assert loaded.spec.family == family and loaded.spec.provenance["adversarial"] == adversarial
+    with torch.no_grad():
+        y = loaded.network(torch.zeros(1, 4, *patch))
+    assert tuple(y.shape) == (1, 3, *patch)

@@ -242,7 +242,8 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
             losses.append(float(loss.detach()))
             report(on_progress, epoch * config.iters_per_epoch + it + 1, total,
                    f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.4f}")
-        row: dict[str, Any] = {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
+        prior = start_meta.get("seconds", 0.0) if config.resume else 0.0
+        row: dict[str, Any] = {"epoch": epoch + 1, "seconds": round(time.time() - t0 + prior, 1),
                                "lr": opt.param_groups[0]["lr"], "train_loss": float(np.mean(losses))}
         if world > 1:
             import torch.distributed as dist
@@ -251,7 +252,15 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
             dist.all_reduce(t)
             row["train_loss"] = float(t) / world
         improved = False
-        if rank == 0 and val_s and ((epoch + 1) % config.val_every == 0 or epoch + 1 == config.epochs):
+        out_of_time = bool(config.max_minutes) and time.time() - t0 > 60 * config.max_minutes
+        if world > 1:  # every rank stops after the same epoch
+            import torch.distributed as dist
+
+            flag = torch.tensor([1 if out_of_time else 0])
+            dist.broadcast(flag, 0)
+            out_of_time = bool(flag)
+        last = out_of_time or epoch + 1 == config.epochs
+        if rank == 0 and val_s and ((epoch + 1) % config.val_every == 0 or last):
             scores = validate(network, spec, val_s, config, cancel=cancel)
             row.update({f"val_dice_{r}": v for r, v in scores["mean"].items()})
             row["val_dice_mean"] = float(np.mean(list(scores["mean"].values())))
@@ -265,7 +274,7 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
                 stop = True
         history.append(row)
         if rank == 0:
-            elapsed = time.time() - t0 + (start_meta.get("seconds", 0.0) if config.resume else 0.0)
+            elapsed = time.time() - t0 + prior
             meta = _provenance(config, spec, samples, train_s, val_s, probs, history, best, elapsed)
             spec.provenance = meta
             save_state(out, network, opt, {"epoch": epoch + 1, "history": history, "best": best,
@@ -273,7 +282,7 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
             save_model(out, network if best_state is None else _copy_with(network, best_state), spec)
             write_log(out, history)
             plot_log(out, history)
-        if config.max_minutes and time.time() - t0 > 60 * config.max_minutes:
+        if out_of_time:
             stop = True
         if world > 1:
             import torch.distributed as dist
