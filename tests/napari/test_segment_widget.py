@@ -55,11 +55,13 @@ def test_run_adds_new_named_labels_layer_and_gui_stays_live(make_napari_viewer, 
     first, first_data = layer, np.array(layer.data, copy=True)
     widget.tta.setChecked(True)
     widget.uncertainty.setChecked(True)
+    widget.et_min.setValue(10**6)   # any enhancing tumour is relabelled necrotic core
     qtbot.mouseClick(widget.run_button, Qt.MouseButton.LeftButton)
     with qtbot.waitSignal(widget.task.done, timeout=120_000):
         pass
     assert widget.last_layer is not first and len(viewer.layers) == n_before + 3
     assert np.array_equal(first.data, first_data)
+    assert 3 not in np.unique(widget.last_layer.data)
     unc = viewer.layers[-1]
     assert source_of(unc).role == "uncertainty" and unc.data.shape == tiny_case.shape
     assert 0.0 <= float(unc.data.min()) and float(unc.data.max()) <= 0.5

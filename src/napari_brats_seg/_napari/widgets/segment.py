@@ -4,7 +4,8 @@ Model choice: the shipped models (:func:`core.models.registry.list_models`), a c
 CaPTk DeepMedic folder or a MONAI bundle folder (*File...* / *Folder...*), or a model handed over
 in memory (:meth:`SegmentWidget.add_model`). *Run* reads the case from its image layers and starts
 ``core.inference.predict`` in a worker with napari's progress bar; *Cancel* sets the cancel token,
-which the inference checks before every window. Inputs are disabled while it runs and re-enabled
+which the inference checks before every window. Optional clean-ups: drop whole-tumour islands under N
+voxels, relabel a total ET under N voxels as necrotic core (``core.postprocess``). Inputs are disabled while it runs and re-enabled
 after success, error or cancel; errors are napari notifications. Each run adds a NEW labels layer
 (named classes, fixed colours) and, with TTA and *uncertainty* ticked, an uncertainty image layer.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                            QPushButton, QVBoxLayout, QWidget)
+                            QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ...core.errors import InferenceError
 from ..layers import LayerSource, case_from_layers, case_ids, labels_layer_data, source_of, world_placement
@@ -29,7 +30,8 @@ class SegmentWidget(QWidget):
     """Dock widget that segments a case.
 
     Public controls: ``case_combo``, ``model_combo``, ``file_button``, ``folder_button``,
-    ``device_combo``, ``tta``, ``uncertainty``, ``run_button``, ``cancel_button``, ``status``.
+    ``device_combo``, ``tta``, ``uncertainty``, ``min_component``, ``et_min`` (post-processing,
+    0 = off), ``run_button``, ``cancel_button``, ``status``.
     :attr:`task` is the running :class:`~..worker.Task` (None when idle); :attr:`last_layer` the
     labels layer of the last successful run.
     """
@@ -49,6 +51,16 @@ class SegmentWidget(QWidget):
         self.device_combo.addItems(DEVICES)
         self.tta = QCheckBox("Test-time augmentation (flips)")
         self.uncertainty = QCheckBox("Add uncertainty layer (with TTA)")
+        self.min_component = QSpinBox()
+        self.min_component.setRange(0, 1_000_000)
+        self.min_component.setSpecialValueText("off")
+        self.min_component.setSuffix(" voxels")
+        self.min_component.setToolTip("Whole-tumour components smaller than this become background")
+        self.et_min = QSpinBox()
+        self.et_min.setRange(0, 1_000_000)
+        self.et_min.setSpecialValueText("off")
+        self.et_min.setSuffix(" voxels")
+        self.et_min.setToolTip("When the enhancing tumour totals fewer voxels, it is relabelled necrotic core")
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -63,6 +75,8 @@ class SegmentWidget(QWidget):
         form.addRow("Model", self.model_combo)
         form.addRow("", pick)
         form.addRow("Device", self.device_combo)
+        form.addRow("Drop islands <", self.min_component)
+        form.addRow("ET < N -> NCR", self.et_min)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -74,7 +88,8 @@ class SegmentWidget(QWidget):
         lay.addWidget(self.status)
         lay.addStretch(1)
         self._inputs = (self.case_combo, self.model_combo, self.file_button, self.folder_button,
-                        self.device_combo, self.tta, self.uncertainty, self.run_button)
+                        self.device_combo, self.tta, self.uncertainty, self.min_component, self.et_min,
+                        self.run_button)
 
         self.file_button.clicked.connect(self._pick_file)
         self.folder_button.clicked.connect(self._pick_folder)
@@ -139,13 +154,15 @@ class SegmentWidget(QWidget):
             show_error(str(exc.args[0]))
             return None
         device, tta = self.device_combo.currentText(), self.tta.isChecked()
+        post = {"min_component_voxels": self.min_component.value(), "et_min_voxels": self.et_min.value()}
 
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
             from ...core.inference import predict
             from ...core.models.registry import load_model
 
             model = load_model(source, device="cpu")
-            return predict(case, model, device=device, tta=tta, on_progress=on_progress, cancel=cancel)
+            return predict(case, model, device=device, tta=tta, postprocess=post, on_progress=on_progress,
+                           cancel=cancel)
 
         self._set_running(True)
         self.status.setText(f"Segmenting {case.case_id}...")
