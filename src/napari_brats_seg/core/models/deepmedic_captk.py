@@ -1,0 +1,253 @@
+"""CaPTk's DeepMedic model: its TensorFlow checkpoint and config read into :class:`.deepmedic.DeepMedic`.
+
+- :func:`load_captk_deepmedic`: a model folder (``model.ckpt.index``, ``model.ckpt.data-*``,
+  ``modelConfig.txt``) -> :class:`~.spec.LoadedModel`, without TensorFlow.
+- :func:`segment_case`: a :class:`~napari_brats_seg.core.case.Case` segmented as the original does
+  (normalisation, brain mask, the original's tile grid), for agreement checks and scripts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from ..progress import CancelToken, ProgressCallback
+from .deepmedic import CAPTK_ARCH, DeepMedic, build_deepmedic
+from .spec import LoadedModel, ModelSpec
+from .tf_checkpoint import read_checkpoint
+
+_CAPTK_LICENCE = (
+    "CaPTk (CBICA, University of Pennsylvania) distributes this model under the CBICA Software License "
+    "(https://www.med.upenn.edu/cbica/software-agreement.html); DeepMedic's code is BSD-3-Clause "
+    "(https://github.com/deepmedic/deepmedic). The weights are not redistributed by napari-brats-seg: "
+    "obtain them with CaPTk (data/deepMedic/saved_models/brainTumorSegmentation/)."
+)
+
+
+def _indexed(variables: dict[str, np.ndarray], base: str) -> list[np.ndarray]:
+    """``net/<base>``, ``net/<base>_1``, ... in creation order."""
+    pat = re.compile(rf"^net/{re.escape(base)}(?:_(\d+))?$")
+    found = {}
+    for name, arr in variables.items():
+        m = pat.match(name)
+        if m:
+            found[int(m.group(1)) if m.group(1) else 0] = arr
+    return [found[i] for i in range(len(found))]
+
+
+def load_tf_variables(net: DeepMedic, variables: dict[str, np.ndarray]) -> None:
+    """Copy DeepMedic 0.8 checkpoint variables (``net/*``) into ``net``.
+
+    TensorFlow numbers same-named variables in creation order: pathway by pathway (normal, then each
+    subsampled, then FC), block by block. A pathway's first block has a bias ``b`` and no batch norm;
+    every other block has ``gBn``, ``bBn``, rolling averages and ``aPrelu``; the softmax layer's bias is
+    the last ``b``.
+    """
+    W = _indexed(variables, "W")
+    b = _indexed(variables, "b")
+    g = _indexed(variables, "gBn")
+    beta = _indexed(variables, "bBn")
+    mu = _indexed(variables, "muBnsForRollingAverage")
+    var = _indexed(variables, "varBnsForRollingAverage")
+    a = _indexed(variables, "aPrelu")
+    pathways = [net.normal, *net.subsampled, net.fc]
+    n_blocks = sum(len(p.blocks) for p in pathways)
+    n_bn = n_blocks - (1 + len(net.subsampled))
+    if len(W) != n_blocks or len(g) != n_bn or len(a) != n_bn or len(b) != 2 + len(net.subsampled):
+        raise ModelError(
+            f"checkpoint does not match the DeepMedic architecture: {len(W)} convolutions (expected {n_blocks}), "
+            f"{len(g)} batch norms (expected {n_bn}), {len(b)} biases"
+        )
+    iw = ibn = ib = 0
+    with torch.no_grad():
+        for p_i, path in enumerate(pathways):
+            for k, block in enumerate(path.blocks):
+                w = W[iw]; iw += 1
+                if tuple(block.weight.shape) != w.shape:
+                    raise ModelError(f"checkpoint convolution {iw - 1} has shape {w.shape}, "
+                                     f"expected {tuple(block.weight.shape)}")
+                block.weight.copy_(torch.from_numpy(w))
+                is_fc = path is net.fc
+                if k == 0 and not is_fc:
+                    block.scale.fill_(1.0)
+                    block.shift.copy_(torch.from_numpy(b[ib])); ib += 1
+                else:
+                    m = mu[ibn].astype(np.float64).mean(axis=0)
+                    v = var[ibn].astype(np.float64).mean(axis=0)
+                    inv = g[ibn].astype(np.float64) / np.sqrt(v + np.finfo(np.float32).tiny)
+                    block.scale.copy_(torch.from_numpy(inv.astype(np.float32)))
+                    block.shift.copy_(torch.from_numpy((beta[ibn] - m * inv).astype(np.float32)))
+                    assert block.prelu is not None
+                    block.prelu.copy_(torch.from_numpy(a[ibn]))
+                    ibn += 1
+        net.class_bias.copy_(torch.from_numpy(b[ib]))
+
+
+def _parse_config(path: Path) -> dict[str, Any]:
+    """Read the simple ``key = value`` lines of a DeepMedic ``modelConfig.txt`` (Python literals)."""
+    import ast
+
+    cfg: dict[str, Any] = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "=" not in line:
+            continue
+        key, value = (s.strip() for s in line.split("=", 1))
+        try:
+            cfg[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            continue
+    return cfg
+
+
+def arch_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """:class:`DeepMedic` arguments from a parsed ``modelConfig.txt`` (CaPTk defaults where absent)."""
+    arch = dict(CAPTK_ARCH)
+    arch["in_channels"] = int(cfg.get("numberOfInputChannels", arch["in_channels"]))
+    arch["n_classes"] = int(cfg.get("numberOfOutputClasses", arch["n_classes"]))
+    arch["fms_normal"] = list(cfg.get("numberFMsPerLayerNormal", arch["fms_normal"]))
+    arch["fms_subsampled"] = list(cfg.get("numberFMsPerLayerSubsampled", arch["fms_normal"]))
+    if "subsampleFactor" in cfg:
+        factors = cfg["subsampleFactor"]
+        if factors and not isinstance(factors[0], (list, tuple)):
+            factors = [factors]
+        if any(len(set(f)) != 1 for f in factors):
+            raise ModelError("only isotropic DeepMedic subsampling factors are supported")
+        arch["subsample_factors"] = [int(f[0]) for f in factors]
+    arch["residual_layers"] = list(cfg.get("layersWithResidualConnNormal", arch["residual_layers"]))
+    arch["fms_fc"] = list(cfg.get("numberFMsPerLayerFC", arch["fms_fc"]))
+    k1 = cfg.get("kernelDimPerLayerFC", [cfg.get("kernelDimFor1stFcLayer", [3, 3, 3])])[0]
+    arch["fc_kernel"] = int(k1[0])
+    arch["residual_layers_fc"] = list(cfg.get("layersWithResidualConnFC", arch["residual_layers_fc"]))
+    arch["dropout_fc"] = list(cfg.get("dropoutRatesFc", arch["dropout_fc"]))
+    seg = cfg.get("segmentsDimInference", [arch["segment_size"]] * 3)
+    arch["segment_size"] = int(seg[0])
+    for key in ("kernelDimPerLayerNormal", "kernelDimPerLayerSubsampled"):
+        if key in cfg and any(list(k) != [3, 3, 3] for k in cfg[key]):
+            raise ModelError(f"{key}: only 3x3x3 DeepMedic kernels are supported")
+    if cfg.get("activationFunction", "prelu") != "prelu":
+        raise ModelError("only PReLU DeepMedic models are supported")
+    return arch
+
+
+def captk_spec(arch: dict[str, Any] | None = None, name: str = "captk-deepmedic") -> ModelSpec:
+    """The :class:`ModelSpec` of CaPTk's DeepMedic brain-tumour model."""
+    return ModelSpec(
+        name=name,
+        family="deepmedic",
+        arch=dict(arch or CAPTK_ARCH),
+        channels=("t1", "t1ce", "t2", "flair"),
+        orientation="LPS",
+        output="labels",
+        classes=(0, 1, 2, -1, 3),
+        label_scheme="brats2021",
+        normalization={"kind": "deepmedic"},
+        dims=3,
+        patch_size=None,
+        spacing=(1.0, 1.0, 1.0),
+        provenance={
+            "source": "CaPTk (CBICA, University of Pennsylvania), "
+                      "data/deepMedic/saved_models/brainTumorSegmentation/",
+            "model": "dm1Sc3Thin3Seg40_gt4C_HGG587_forCaPTk124 (DeepMedic 0.8.x, TensorFlow checkpoint)",
+            "data": "587 high-grade glioma cases (BraTS)",
+            "paper": "K. Kamnitsas et al., Efficient multi-scale 3D CNN with fully connected CRF for accurate "
+                     "brain lesion segmentation, Medical Image Analysis 36, 2017",
+            "licence": _CAPTK_LICENCE,
+        },
+    )
+
+
+def is_captk_deepmedic_folder(folder: str | Path) -> bool:
+    """True for a folder holding a DeepMedic TensorFlow checkpoint (``*.index`` and ``*.data-*``)."""
+    p = Path(folder)
+    return p.is_dir() and any(p.glob("*.index")) and any(p.glob("*.data-*-of-*"))
+
+
+def load_captk_deepmedic(folder: str | Path, device: str = "cpu") -> LoadedModel:
+    """Load CaPTk's DeepMedic model (TensorFlow checkpoint + ``modelConfig.txt``) without TensorFlow.
+
+    Parameters
+    ----------
+    folder
+        The model folder (``model.ckpt.index``, ``model.ckpt.data-00000-of-00001``, optionally
+        ``modelConfig.txt``), e.g. CaPTk's ``data/deepMedic/saved_models/brainTumorSegmentation``.
+    device
+        Torch device for the network.
+
+    Returns
+    -------
+    LoadedModel
+        The network in eval mode (it implements ``predict_volume``) and its :class:`ModelSpec`.
+
+    Raises
+    ------
+    ModelError
+        When the folder holds no readable checkpoint or it does not match the architecture.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise ModelError(f"{path}: not a DeepMedic model folder")
+    cfg_path = path / "modelConfig.txt"
+    arch = arch_from_config(_parse_config(cfg_path)) if cfg_path.is_file() else dict(CAPTK_ARCH)
+    net = build_deepmedic(arch)
+    load_tf_variables(net, read_checkpoint(path, prefix_filter="net/"))
+    net.eval().to(device)
+    return LoadedModel(spec=captk_spec(arch), network=net, source=str(path))
+
+
+def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None, precision: str = "fp32") -> np.ndarray:
+    """Segment a :class:`~napari_brats_seg.core.case.Case` as CaPTk's DeepMedic does.
+
+    Channels by name, brain mask (any channel non-zero), the model's normalisation, crop to the
+    brain's bounding box, the model's voxel order, :meth:`DeepMedic.predict_volume` with the crop's
+    place in the whole image (so the tiles fall where the original puts them), argmax over the
+    classes it may choose, background outside the brain.
+
+    Parameters
+    ----------
+    case
+        The case.
+    model
+        A DeepMedic :class:`LoadedModel` (e.g. from :func:`load_captk_deepmedic`).
+    on_progress, cancel
+        Passed to :meth:`DeepMedic.predict_volume`.
+    precision
+        ``"fp32"`` or ``"bf16"`` (bfloat16 autocast and channels-last on the CPU).
+
+    Returns
+    -------
+    numpy.ndarray
+        Internal classes (uint8, the case's ``(z, y, x)`` grid).
+    """
+    from .. import preprocess as pp
+
+    spec, net = model.spec, model.network
+    images = case.stack(spec.channels)
+    mask = pp.brain_mask(images)
+    normed = pp.normalize(images, spec.normalization, mask)
+    box = pp.bounding_box(mask)
+    in_box = np.zeros(mask.shape, bool)
+    in_box[box] = True
+    origin = [s.start for s in pp.bounding_box(pp.to_model_axes(in_box, spec.orientation))]
+    x = pp.to_model_axes(pp.crop(normed, box), spec.orientation)
+    image_shape = pp.to_model_axes(in_box, spec.orientation).shape
+    previous = net.precision
+    net.precision = precision
+    try:
+        logits = net.predict_volume(torch.from_numpy(x)[None], on_progress, cancel, origin=origin,
+                                    image_shape=image_shape)[0]
+    finally:
+        net.precision = previous
+    choosable = torch.tensor([c >= 0 for c in spec.classes])
+    logits[~choosable] = -torch.inf
+    channel = logits.argmax(0).numpy()
+    lut = np.array([max(c, 0) for c in spec.classes], np.uint8)
+    labels = pp.uncrop(pp.from_model_axes(lut[channel], spec.orientation), box, mask.shape, 0)
+    labels[~mask] = 0
+    return labels
