@@ -210,7 +210,7 @@ def test_predict_volume_protocol_is_used_with_progress_and_cancel(crop_case):
     seen: list[tuple[int, int]] = []
     seg = predict(crop_case, model, device="cpu", tta=True, on_progress=lambda d, t, m: seen.append((d, t)))
     assert seg.info["mode"] == "predict_volume" and net.tiles_run == 24
-    assert seen[-1] == (24, 24)
+    assert seen[-1] == (24, 24) and {t for _, t in seen} == {24}  # exact total from the first report
     token = CancelToken()
     net.tiles_run = 0
     with pytest.raises(Cancelled):

@@ -270,7 +270,8 @@ def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple
     else:
         per_pass = math.ceil(shape[_slice_axis(spec.orientation)] / SLICE_BATCH)
     run.total, run.done = per_pass * len(flips), 0
-    report(run.on_progress, 0, run.total, "starting")
+    if not self_tiling:  # a self-tiling network announces its own total with its first report
+        report(run.on_progress, 0, run.total, "starting")
     mean: Optional[np.ndarray] = None
     s1 = s2 = None
     names = spec.classes if spec.output == "labels" else spec.regions
