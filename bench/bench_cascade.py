@@ -22,7 +22,6 @@ zeros). Usage::
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path

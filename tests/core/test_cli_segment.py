@@ -121,7 +121,8 @@ def test_a_failing_case_is_reported_and_the_others_go_on(cohort, checkpoint, tmp
     bad.mkdir()
     for i, suffix in enumerate(("t1", "t1ce", "t2", "flair")):
         shape = (8, 8, 8) if i else (8, 8, 9)  # t1 does not lie on the grid of the others
-        nib.save(nib.Nifti1Image(np.ones(shape, np.int16), np.diag([-1.0, -1, 1, 1])), str(bad / f"Broken_1_{suffix}.nii.gz"))
+        img = nib.Nifti1Image(np.ones(shape, np.int16), np.diag([-1.0, -1, 1, 1]))
+        nib.save(img, str(bad / f"Broken_1_{suffix}.nii.gz"))
     out = tmp_path / "out"
     assert main(["segment", str(root), "-o", str(out), "--model", str(checkpoint), "--quiet"]) == 1
     text = capsys.readouterr().out

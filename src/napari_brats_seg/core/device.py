@@ -5,8 +5,8 @@
 - :func:`choose_precision`: on a CPU with native bf16 (AMX or AVX-512 BF16) 3D networks of the
   families whose bf16 labels were measured to agree with fp32 (>= 0.99 Dice per region, see
   :data:`BF16_VALIDATED_FAMILIES`) run under bf16 autocast with ``channels_last_3d`` tensors;
-  anything else runs in fp32 unless bf16 is asked for. CUDA runs in fp32 (its speed is rarely the bottleneck; agreement is not
-  measured there).
+  anything else runs in fp32 unless bf16 is asked for. CUDA runs in fp32 (its speed is rarely
+  the bottleneck; agreement is not measured there).
 - :func:`run_context`: the context manager that applies a :class:`Precision`.
 - :func:`is_out_of_memory`: recognises the allocator failures that a retry with smaller windows
   can cure.
