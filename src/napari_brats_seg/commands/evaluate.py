@@ -7,6 +7,7 @@ import csv
 import json
 import sys
 import time
+from pathlib import Path
 
 REGIONS = ("WT", "TC", "ET")
 FIELDS = ("dice", "hd95", "sensitivity", "specificity", "volume_pred_ml", "volume_gt_ml")
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..core.errors import BratsSegError, CaseError
-    from ..core.io import find_cases, read_case
+    from ..core.io import find_cases, read_case, strip_nifti_suffix
     from ..core.metrics import compute_metrics
     from ..core.models.registry import load_model
     from ..core.resample import predict_at_spacing
@@ -49,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     problems: list[str] = []
     for src in sources:
+        if wanted and not ({Path(src).name, strip_nifti_suffix(src)} & wanted):
+            continue  # not asked for (a case id is its folder's or file's name): do not read it
         try:
             case = read_case(src)
         except CaseError as exc:
             problems.append(str(exc))
-            continue
-        if wanted and case.case_id not in wanted:
             continue
         if case.ground_truth is None:
             problems.append(f"{src}: no ground truth, not scored")
