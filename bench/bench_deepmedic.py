@@ -30,7 +30,8 @@ import torch
 
 from napari_brats_seg.core import io
 from napari_brats_seg.core import labels as lab
-from napari_brats_seg.core.models.deepmedic import load_captk_deepmedic, segment_case
+from napari_brats_seg.core import preprocess as pp
+from napari_brats_seg.core.models.deepmedic import load_captk_deepmedic, plan_tiles, segment_case
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -55,11 +56,46 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if s == 0 else 2.0 * int((a & b).sum()) / s
 
 
+def original_work(model, case) -> tuple[int, float]:
+    """Tiles the original runs on ``case`` (input holds brain) and its convolution FLOPs for them.
+
+    The FLOPs of one tile (normal pathway on 45^3, both subsampled pathways, FC layers) are counted by
+    running one tile through our network under ``torch.utils.flop_counter.FlopCounterMode``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net, spec = model.network, model.spec
+    images = case.stack(spec.channels)
+    mask = pp.brain_mask(images)
+    img = pp.to_model_axes(pp.normalize(images, spec.normalization, mask), spec.orientation)
+    plan = plan_tiles(img, net.rec_field_net, net.segment_size)
+    stride = net.out_size
+    starts = []
+    for n in plan["padded"].shape[1:]:
+        axis, nxt = [], 0
+        while True:
+            far = min(nxt + net.segment_size, n)
+            axis.append(far - net.segment_size)
+            nxt += stride
+            if far >= n:
+                break
+        starts.append(axis)
+    n_tiles = sum(plan["has_brain"]((r, c, z), net.segment_size)
+                  for z in starts[2] for c in starts[1] for r in starts[0])
+    hr = torch.zeros((1, 4) + (net.segment_size,) * 3)
+    lrs = [torch.zeros((1, 4) + (net.subsampled_input_size(f),) * 3) for f in net.factors]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net.forward_segments(hr, lrs)
+    return n_tiles, float(counter.get_total_flops()) * n_tiles
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES))
     parser.add_argument("--precisions", nargs="*", default=["bf16", "fp32"], choices=("bf16", "fp32"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--work-only", action="store_true",
+                        help="only count the convolution FLOPs of the original's tiling and of ours")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -72,6 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"reference: the original DeepMedic 0.8.4 on TF 2.21, {REFERENCE_S:.1f} s/case RECORDED in "
           f"{MODEL.name}/README.md on this machine kind (986 s for 20 cases); it cannot run here.")
     print()
+    if args.work_only:
+        from torch.utils.flop_counter import FlopCounterMode
+
+        print("| case | original: tiles | original: conv GFLOP | ours: conv GFLOP | work ratio |")
+        print("|---|---|---|---|---|")
+        for case_id in args.cases:
+            case = io.read_case(SHARED / "data" / "brats2018" / case_id)
+            n_tiles, orig = original_work(model, case)
+            with FlopCounterMode(display=False) as counter:
+                segment_case(case, model, precision="bf16")
+            ours = float(counter.get_total_flops())
+            print(f"| {case_id} | {n_tiles} | {orig / 1e9:.0f} | {ours / 1e9:.0f} | {orig / ours:.2f}x |", flush=True)
+        return 0
     print("| case | precision | wall s | CPU s | speed-up vs 49.3 s (wall) | agreement WT | TC | ET |")
     print("|---|---|---|---|---|---|---|---|")
     rows: dict[str, list[float]] = {p: [] for p in args.precisions}
