@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence, TextIO
@@ -126,27 +125,14 @@ def write_map(data: Any, case: Any, path: Path, overwrite: bool) -> Path:
     import nibabel as nib
     import numpy as np
 
-    from ..core.errors import OutputExistsError
+    from ..core.io import save_image
 
-    if path.resolve() in case.input_paths:
-        raise OutputExistsError(f"{path}: refusing to write over an input file of the case")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: file exists (ask to overwrite)")
     geo = case.geometry
     hdr = geo.header.copy()
     hdr.set_data_dtype(np.float32)
     img = nib.Nifti1Image(geo.from_internal(np.asarray(data, np.float32)), geo.affine, header=hdr)
     img.header.set_slope_inter(1.0, 0.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".nii.gz", dir=path.parent)
-    os.close(fd)
-    try:
-        nib.save(img, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_image(img, path, overwrite=overwrite, protected=case.input_paths)
 
 
 class _Bar:
