@@ -14,9 +14,10 @@
 #
 # How the shipped files were actually produced (a shared 2-core CPU, one session): the 3D model ran
 # 3 epochs of a 60-epoch schedule, was resumed (--resume) with --epochs 24 until a 62-minute budget
-# ended it after epoch 21, then resumed to finish epochs 22-24; the cascade ran 1
-# epoch with --patch 88 88, then was resumed with --patch 32 32 --epochs 12 --max-minutes 40 (its
-# first epochs were too slow on that CPU). The commands below are the same recipe without the restarts.
+# ended it after epoch 21, then resumed to finish epochs 22-24; the cascade ran 1 epoch with
+# --patch 88 88 (too slow on that CPU), was resumed with --patch 32 32 --epochs 12 --max-minutes 40,
+# then resumed with --epochs 22 --threads 2 (10 more epochs). The commands below are the same recipe
+# without the restarts.
 set -euo pipefail
 DATA=${1:-../shared/data/brats2018}
 OUT=${2:-runs}
@@ -36,7 +37,7 @@ nice -n 5 brats-seg train "$DATA" -o "$OUT/unet3d-default.safetensors" --name un
 # inverse-frequency weighted cross-entropy; validated once, at the end (whole slices are slow on a CPU).
 nice -n 5 brats-seg train "$DATA" -o "$OUT/cascade-default.safetensors" --name cascade-default \
   --model cascade --output-kind labels --factor 2 --patch 32 32 --batch-size 4 \
-  --epochs 12 --iters 25 --lr 1e-3 --folds 4 --fold 0 --affine-prob 0 --amp \
+  --epochs 22 --iters 25 --lr 1e-3 --folds 4 --fold 0 --affine-prob 0 --amp \
   --class-balance --class-weighting --p-tumour 0.8 --val-every 100 \
   --max-minutes "$MINUTES" --threads "$THREADS" --quiet
 
