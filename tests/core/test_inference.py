@@ -311,3 +311,23 @@ def test_bf16_and_fp32_agree_on_the_tiny_network(crop_case):
     assert a.info["dtype"] == "fp32" and b.info["dtype"] == "bf16+channels_last_3d"
     assert np.abs(a.probabilities["WT"] - b.probabilities["WT"]).max() < 0.05
     assert next(model.network.parameters()).is_contiguous()  # memory format restored afterwards
+
+
+def test_model_trained_at_another_spacing_runs_resampled_and_returns_the_case_grid(crop_case):
+    """A 2 mm model on a 1 mm case: run at 2 mm, labels and maps back on the case's own grid."""
+    model = tiny_model(output="regions")
+    model.spec.spacing = (2.0, 2.0, 2.0)
+    calls: list[tuple[int, int]] = []
+    seg = predict(crop_case, model, probabilities=True, on_progress=lambda d, t, m: calls.append((d, t)))
+    assert seg.info["resampled"]["spacing_zyx"] == [2.0, 2.0, 2.0]
+    assert seg.info["resampled"]["shape_zyx"] == [s // 2 for s in crop_case.shape]
+    assert seg.labels.shape == crop_case.shape and seg.labels.dtype == np.uint8
+    assert set(seg.probabilities) == {"WT", "TC", "ET"}
+    assert all(p.shape == crop_case.shape for p in seg.probabilities.values())
+    # labels are the hierarchy decoding of the returned (full-resolution) probabilities
+    expected = lab.regions_to_labels(*(seg.probabilities[r] > 0.5 for r in ("WT", "TC", "ET")))
+    assert np.array_equal(seg.labels, expected)
+    assert calls and calls[-1][0] == calls[-1][1]
+    # the same model declared at the case's spacing runs on the case's grid directly
+    model.spec.spacing = (1.0, 1.0, 1.0)
+    assert "resampled" not in predict(crop_case, model).info

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.io import find_cases, read_case, strip_nifti_suffix
     from ..core.metrics import compute_metrics
     from ..core.models.registry import load_model
-    from ..core.resample import predict_at_spacing
+    from ..core.inference import predict
 
     model = load_model(args.model, device="cpu")
     wanted = set(args.cases)
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             problems.append(f"{src}: no ground truth, not scored")
             continue
         t0 = time.time()
-        seg = predict_at_spacing(case, model, device=args.device, tta=args.tta)
+        seg = predict(case, model, device=args.device, tta=args.tta)
         secs = time.time() - t0
         m = compute_metrics(seg.labels, case.ground_truth, case.spacing)
         for r in REGIONS:

@@ -312,6 +312,11 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
             precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool = True) -> Segmentation:
     """Segment ``case`` with ``model`` (see the module docstring for every step).
 
+    A model trained at another voxel spacing (``spec.spacing`` differing by more than 25 % on an
+    axis, e.g. the shipped 2 mm models on 1 mm BraTS data) runs on the case resampled to its spacing;
+    its region probabilities are brought back to the case's grid before labels, post-processing,
+    probabilities and uncertainty are made (:mod:`.resample`), and ``info["resampled"]`` says so.
+
     Parameters
     ----------
     case
@@ -348,6 +353,21 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     Cancelled
         ``cancel`` was set.
     """
+    from .resample import internal_spacing, needs_resampling, predict_resampled
+
+    kwargs = dict(device=device, tta=tta, probabilities=probabilities, postprocess=postprocess,
+                  on_progress=on_progress, cancel=cancel, precision=precision, overlap=overlap, crop=crop)
+    target = internal_spacing(model.spec.spacing, model.spec.orientation)
+    if len(model.spec.spacing) == 3 and needs_resampling(case.spacing, target):
+        return predict_resampled(case, model, target, _predict_native, **kwargs)
+    return _predict_native(case, model, **kwargs)
+
+
+def _predict_native(case: Case, model: LoadedModel, *, device: str | torch.device = "auto", tta: bool = False,
+                    probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
+                    on_progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                    precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool = True) -> Segmentation:
+    """:func:`predict` on the case's own grid (the model's spacing is taken to match it)."""
     t0 = time.perf_counter()
     spec = model.spec
     opts = check_options(postprocess)

@@ -1,24 +1,24 @@
 """Run a model at the voxel spacing it was trained at: resample a case, predict, map back.
 
 Models trained at reduced resolution (e.g. the shipped defaults, trained at 2 mm on 1 mm BraTS
-data) record ``ModelSpec.spacing`` in model-axis order. :func:`predict_at_spacing` resamples the
-case's images to that spacing (trilinear, ``align_corners=False``; for a factor of 2 that is the
-2x2x2 block mean the training data went through), calls :func:`~.inference.predict`, upsamples the
-region probabilities back to the case's grid (trilinear) and decodes them with the region
-hierarchy (:func:`~.labels.regions_to_labels`: WT, TC, ET at probability > 0.5). A model whose
+data) record ``ModelSpec.spacing`` in model-axis order. :func:`~.inference.predict` then uses
+:func:`predict_resampled`: the case's images are resampled to that spacing (trilinear,
+``align_corners=False``; for a factor of 2 that is the 2x2x2 block mean the training data went
+through), the network runs there, the region probabilities are upsampled back to the case's grid
+(trilinear) and decoded with the region hierarchy (WT, TC, ET at probability > 0.5). A model whose
 spacing is within 25 % of the case's runs directly.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from . import preprocess as pp
 from .case import Case
 from .geometry import Geometry
-from .labels import regions_to_labels
+from .postprocess import check_options, clean_labels, merge_regions
 
 #: Relative spacing difference under which no resampling is done.
 TOLERANCE = 0.25
@@ -69,28 +69,27 @@ def resample_case(case: Case, spacing: Sequence[float]) -> Case:
     return Case(case.case_id, images, geo, case.layout)
 
 
-def predict_at_spacing(case: Case, model: Any, **kwargs: Any) -> Any:
-    """:func:`~.inference.predict` at ``model.spec.spacing``, the result on ``case``'s grid.
+def predict_resampled(case: Case, model: Any, target: Sequence[float], native: Callable[..., Any], *,
+                      probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
+                      **kwargs: Any) -> Any:
+    """Run ``native`` (``inference``'s on-grid predictor) at internal ``target`` spacing; map back.
 
-    Keyword arguments go to ``predict``. The returned ``Segmentation`` has ``info["resampled"]``
-    (the spacing it ran at) when resampling happened; its probabilities and uncertainty are upsampled.
+    Called by :func:`~.inference.predict` when the model's spacing differs from the case's. The
+    region probabilities come back to ``case``'s grid (trilinear) and are decoded there with the
+    region hierarchy; post-processing runs on those full-resolution labels. The returned
+    ``Segmentation`` has ``info["resampled"]`` (the spacing and shape it ran at); its probabilities
+    (when asked) and uncertainty are upsampled too.
     """
-    from .inference import predict
-
-    spec = model.spec
-    target = internal_spacing(spec.spacing, spec.orientation)
-    if not needs_resampling(case.spacing, target):
-        return predict(case, model, **kwargs)
+    opts = check_options(postprocess)
     small = resample_case(case, target)
-    kwargs = dict(kwargs)
-    want_probs = kwargs.pop("probabilities", False)
-    seg = predict(small, model, probabilities=True, **kwargs)
+    seg = native(small, model, probabilities=True, postprocess=None, **kwargs)
     probs = {r: _resize(p, case.shape) for r, p in (seg.probabilities or {}).items()}
     if {"WT", "TC", "ET"} <= set(probs):
-        seg.labels = regions_to_labels(probs["WT"] > 0.5, probs["TC"] > 0.5, probs["ET"] > 0.5)
+        labels = merge_regions({r: probs[r] > 0.5 for r in ("WT", "TC", "ET")}, opts["keep_hierarchy"])
     else:  # no region probabilities: nearest-neighbour labels
-        seg.labels = np.rint(_resize(seg.labels.astype(np.float32), case.shape, "nearest")).astype(np.uint8)
-    seg.probabilities = probs if want_probs else None
+        labels = np.rint(_resize(seg.labels.astype(np.float32), case.shape, "nearest")).astype(np.uint8)
+    seg.labels = clean_labels(labels, opts)
+    seg.probabilities = probs if probabilities else None
     if seg.uncertainty is not None:
         seg.uncertainty = _resize(seg.uncertainty, case.shape)
     seg.info["resampled"] = {"spacing_zyx": list(target), "shape_zyx": list(small.shape)}
