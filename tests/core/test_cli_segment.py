@@ -154,3 +154,26 @@ def test_missing_or_bad_model_is_a_clear_error(cohort, tmp_path, capsys, monkeyp
     assert main(["segment", str(cohort), "-o", str(tmp_path / "o"), "--model", "no-such-model"]) == 2
     assert "no-such-model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_labels_follow_the_case_naming_unless_a_scheme_is_asked(cohort, checkpoint, tmp_path):
+    """BraTS 2023-named input -> 1/2/3 output by default; --scheme brats2021 gives 1/2/4."""
+    from napari_brats_seg.core import labels as lab
+    from napari_brats_seg.core.io import read_labels
+
+    src = cohort / CASES[0]
+    named = tmp_path / "BraTS-GLI-00099-000"
+    named.mkdir()
+    for old, new in (("t1", "t1n"), ("t1ce", "t1c"), ("t2", "t2w"), ("flair", "t2f")):
+        (named / f"{named.name}-{new}.nii.gz").write_bytes((src / f"{src.name}_{old}.nii.gz").read_bytes())
+    out23, out21 = tmp_path / "auto.nii.gz", tmp_path / "b21.nii.gz"
+    assert main(["segment", str(named), "-o", str(out23), "--model", str(checkpoint), "--quiet"]) == 0
+    assert main(["segment", str(named), "-o", str(out21), "--model", str(checkpoint), "--quiet",
+                 "--scheme", "brats2021"]) == 0
+    a, _, _ = read_labels(out23, scheme="brats2023")
+    b, _, _ = read_labels(out21, scheme="brats2021")
+    assert np.array_equal(a, b)  # the same prediction, written in two conventions
+    raw23 = np.asarray(nib.load(str(out23)).dataobj)
+    raw21 = np.asarray(nib.load(str(out21)).dataobj)
+    assert (a == lab.ENHANCING).any()  # the tiny seeded model does predict enhancing tumour here
+    assert 3 in raw23 and 4 not in raw23 and 4 in raw21 and 3 not in raw21

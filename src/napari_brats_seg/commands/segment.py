@@ -40,8 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                    help="auto: bf16 + channels-last on CPUs with native bf16 for validated 3D families")
     p.add_argument("--tta", action="store_true", help="average over flips (8 passes in 3D)")
-    p.add_argument("--scheme", default="brats2021", choices=("brats2021", "brats2023"),
-                   help="label values of the written files (brats2021: 1/2/4, brats2023: 1/2/3)")
+    p.add_argument("--scheme", default="auto", choices=("auto", "brats2021", "brats2023", "msd"),
+                   help="label values of the written files (brats2021: 1/2/4, brats2023: 1/2/3, msd: "
+                        "1 edema/2 NCR/3 ET); auto: the convention of the case's own naming "
+                        "(BraTS 2023+ names -> brats2023, MSD -> msd, else brats2021)")
     p.add_argument("--probabilities", action="store_true", help="also write WT/TC/ET probability maps")
     p.add_argument("--uncertainty", action="store_true", help="also write the TTA disagreement map (implies --tta)")
     p.add_argument("--et-min-voxels", type=int, default=0, metavar="N",
@@ -118,6 +120,13 @@ def _sidecar(seg_path: Path, suffix: str) -> Path:
     stem = strip_nifti_suffix(seg_path)
     stem = stem[: -len("_seg")] if stem.endswith("_seg") else stem
     return seg_path.with_name(f"{stem}_{suffix}.nii.gz")
+
+
+def output_scheme(requested: str, case: Any) -> str:
+    """The label scheme to write: the one asked for, or (``auto``) the one of the case's layout."""
+    if requested != "auto":
+        return requested
+    return case.layout if case.layout in ("brats2023", "msd") else "brats2021"
 
 
 def write_map(data: Any, case: Any, path: Path, overwrite: bool) -> Path:
@@ -206,7 +215,8 @@ def run(args: argparse.Namespace) -> int:
                               postprocess=post, on_progress=bar, precision=args.precision,
                               crop=not args.no_crop)
                 bar.close()
-                write_labels(seg.labels, case, out, scheme=args.scheme, overwrite=args.overwrite)
+                write_labels(seg.labels, case, out, scheme=output_scheme(args.scheme, case),
+                             overwrite=args.overwrite)
                 if args.probabilities and seg.probabilities:
                     for r, p in seg.probabilities.items():
                         write_map(p, case, _sidecar(out, f"prob_{r}"), args.overwrite)
