@@ -28,7 +28,7 @@ from .errors import InferenceError
 
 #: Families whose bf16 + channels-last labels agree with fp32 at >= 0.99 Dice per region on a real
 #: BraTS case and run faster (``bench/bench_precision.py``, ``bench/bench_segresnet.py``; numbers in
-#: docs/readme/inference.md). The trained CaPTk DeepMedic: 2.3x faster, 0.998 / 0.997 / 0.994
+#: the README, "Segmenting cases"). The trained CaPTk DeepMedic: 2.3x faster, 0.998 / 0.997 / 0.994
 #: (WT / TC / ET). The bundle SegResNet with seeded random weights (plus a bias for non-trivial
 #: labels) agreed at 0.993 / 0.989 / 0.989 with the brain crop: just below the bar, so
 #: ``segresnet`` and ``unet3d`` stay fp32 unless asked (``precision="bf16"``) until a trained
