@@ -101,14 +101,17 @@ class Task(QObject):
 
     @Slot(int, int, str)
     def _on_progress(self, done: int, total: int, message: str) -> None:
-        if self._pbar is not None:
-            if total and self._pbar.total != total:
-                self._pbar.total = total
+        # A local reference: updating the bar can process Qt events, and ``_on_finished`` may run
+        # in between and drop ``self._pbar`` (seen when a cancel lands mid-update).
+        pbar = self._pbar
+        if pbar is not None:
+            if total and pbar.total != total:
+                pbar.total = total
             target = min(done, total) if total else done
             if message:
-                self._pbar.set_description(f"{self.description}: {message}")
-            if target != self._pbar.n:
-                self._pbar.update(target - self._pbar.n)  # emits the bar's value event
+                pbar.set_description(f"{self.description}: {message}")
+            if target != pbar.n:
+                pbar.update(target - pbar.n)  # emits the bar's value event
         self.progressed.emit(done, total, message)
 
     @Slot(object)
