@@ -51,3 +51,15 @@ class PadToMultiple(nn.Module):
         if any(pads):
             y = y[(Ellipsis,) + tuple(slice(0, s) for s in shape)]
         return y
+
+
+def build_padded(cls: type[nn.Module], arch: dict, multiple: int, spatial_dims: int, what: str) -> nn.Module:
+    """``cls(**arch)`` wrapped in :class:`PadToMultiple`; a constructor that rejects ``arch`` gives a
+    :class:`~napari_brats_seg.core.errors.ModelError` naming ``what`` (e.g. ``"unet3d 'tiny'"``)."""
+    from ..errors import ModelError
+
+    try:
+        net = cls(**arch)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ModelError(f"cannot build {what}: {exc}") from exc
+    return PadToMultiple(net, multiple, spatial_dims)

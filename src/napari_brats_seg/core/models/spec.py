@@ -11,8 +11,27 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..errors import ModelError
+
 #: Version of the checkpoint metadata layout.
 FORMAT_VERSION = 1
+
+
+def output_head(output: str) -> tuple[int, tuple[str, ...], tuple[int, ...]]:
+    """``(out_channels, regions, classes)`` of a network with ``output`` ``"regions"`` or ``"labels"``.
+
+    Regions are the sigmoid channels WT, TC, ET; labels the softmax classes bg, NCR, ED, ET.
+
+    Raises
+    ------
+    ModelError
+        For any other output kind.
+    """
+    if output == "regions":
+        return 3, ("WT", "TC", "ET"), ()
+    if output == "labels":
+        return 4, (), (0, 1, 2, 3)
+    raise ModelError(f"output must be 'regions' or 'labels', not {output!r}")
 
 
 @dataclass

@@ -20,8 +20,8 @@ from typing import Any
 from torch import nn
 
 from ..errors import ModelError
-from .padding import PadToMultiple
-from .spec import ModelSpec
+from .padding import build_padded
+from .spec import ModelSpec, output_head
 
 #: Default constructor arguments per family (in/out channels are added by :func:`unet2d_spec`).
 DEFAULT_ARCH: dict[str, dict[str, Any]] = {
@@ -74,12 +74,7 @@ def unet2d_spec(family: str = "unet2d", name: str | None = None, *, output: str 
     arch.update(overrides)
     arch["spatial_dims"] = 2
     arch["in_channels"] = len(channels)
-    if output == "regions":
-        arch["out_channels"], regions, classes = 3, ("WT", "TC", "ET"), ()
-    elif output == "labels":
-        arch["out_channels"], regions, classes = 4, (), (0, 1, 2, 3)
-    else:
-        raise ModelError(f"output must be 'regions' or 'labels', not {output!r}")
+    arch["out_channels"], regions, classes = output_head(output)
     return ModelSpec(name=name or family, family=family, arch=arch, channels=tuple(channels), output=output,
                      regions=regions, classes=classes, dims=2, patch_size=tuple(patch_size),
                      divisible_by=divisible_by(family, arch))
@@ -95,8 +90,4 @@ def build_unet2d(spec: ModelSpec) -> nn.Module:
     if spec.family == "resunet2d" and arch.get("pretrained"):
         raise ModelError("resunet2d with pretrained=True would download ImageNet weights; checkpoints carry "
                          "their own weights, so use pretrained=False")
-    try:
-        net = cls(**arch)
-    except (TypeError, ValueError, AssertionError) as exc:
-        raise ModelError(f"cannot build {spec.family} {spec.name!r}: {exc}") from exc
-    return PadToMultiple(net, divisible_by(spec.family, spec.arch), 2)
+    return build_padded(cls, arch, divisible_by(spec.family, spec.arch), 2, f"{spec.family} {spec.name!r}")

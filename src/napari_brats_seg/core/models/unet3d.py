@@ -17,9 +17,8 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ModelError
-from .padding import PadToMultiple
-from .spec import ModelSpec
+from .padding import build_padded
+from .spec import ModelSpec, output_head
 
 #: Isensee-style defaults of :func:`unet3d_spec` (5 levels, 4 down-samplings by 2).
 UNET3D_DEFAULTS: dict[str, Any] = {
@@ -89,12 +88,7 @@ def unet3d_spec(name: str = "unet3d", *, output: str = "regions", filters: list[
     arch.update(overrides)
     arch["spatial_dims"] = 3
     arch["in_channels"] = len(channels)
-    if output == "regions":
-        arch["out_channels"], regions, classes = 3, ("WT", "TC", "ET"), ()
-    elif output == "labels":
-        arch["out_channels"], regions, classes = 4, (), (0, 1, 2, 3)
-    else:
-        raise ModelError(f"output must be 'regions' or 'labels', not {output!r}")
+    arch["out_channels"], regions, classes = output_head(output)
     return ModelSpec(name=name, family="unet3d", arch=arch, channels=tuple(channels), output=output,
                      regions=regions, classes=classes, dims=3, patch_size=tuple(patch_size),
                      divisible_by=_total_stride(arch["strides"]))
@@ -119,11 +113,7 @@ def build_unet3d(spec: ModelSpec) -> nn.Module:
 
     arch = _tuple_args(spec.arch)
     arch.setdefault("spatial_dims", 3)
-    try:
-        net = DynUNet(**arch)
-    except (TypeError, ValueError, AssertionError) as exc:
-        raise ModelError(f"cannot build unet3d {spec.name!r}: {exc}") from exc
-    return PadToMultiple(net, _total_stride(arch["strides"]), 3)
+    return build_padded(DynUNet, arch, _total_stride(arch["strides"]), 3, f"unet3d {spec.name!r}")
 
 
 def build_segresnet(spec: ModelSpec) -> nn.Module:
@@ -132,8 +122,5 @@ def build_segresnet(spec: ModelSpec) -> nn.Module:
 
     arch = dict(spec.arch)
     arch.setdefault("spatial_dims", 3)
-    try:
-        net = SegResNet(**arch)
-    except (TypeError, ValueError, AssertionError) as exc:
-        raise ModelError(f"cannot build segresnet {spec.name!r}: {exc}") from exc
-    return PadToMultiple(net, 2 ** (len(arch.get("blocks_down", (1, 2, 2, 4))) - 1), 3)
+    multiple = 2 ** (len(arch.get("blocks_down", (1, 2, 2, 4))) - 1)
+    return build_padded(SegResNet, arch, multiple, 3, f"segresnet {spec.name!r}")
