@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import nibabel as nib
 import numpy as np
 import pytest
+from _crop import tumour_window
 
 MODS_2021 = {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair"}
 CROP = 64
@@ -41,13 +42,7 @@ def real_crop_dir(real_case_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     the crop lies where it lay in the full volume.
     """
     case_id = real_case_dir.name
-    seg = nib.load(str(real_case_dir / f"{case_id}_seg.nii.gz"))
-    idx = np.argwhere(np.asarray(seg.dataobj) > 0)
-    centre = (idx.min(0) + idx.max(0)) // 2
-    start = np.clip(centre - CROP // 2, 0, np.array(seg.shape) - CROP)
-    sl = tuple(slice(int(s), int(s) + CROP) for s in start)
-    shift = np.eye(4)
-    shift[:3, 3] = start
+    sl, shift = tumour_window(real_case_dir / f"{case_id}_seg.nii.gz", (CROP,) * 3)
     out = tmp_path_factory.mktemp("real_crop") / "Crop_2013_11_1"
     for suffix in ("t1", "t1ce", "t2", "flair", "seg"):
         img = nib.load(str(real_case_dir / f"{case_id}_{suffix}.nii.gz"))

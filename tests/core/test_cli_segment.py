@@ -13,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from _crop import tumour_window
 
 from napari_brats_seg.cli import main
 from napari_brats_seg.commands.segment import rank_share
@@ -27,12 +28,7 @@ CASES = ("Brats18_2013_11_1", "Brats18_TCIA10_628_1")
 
 def _crop_case(src: Path, dst_root: Path) -> Path:
     cid = src.name
-    seg = nib.load(str(src / f"{cid}_seg.nii.gz"))
-    idx = np.argwhere(np.asarray(seg.dataobj) > 0)
-    start = np.clip((idx.min(0) + idx.max(0)) // 2 - np.array(CROP) // 2, 0, np.array(seg.shape) - CROP)
-    sl = tuple(slice(int(s), int(s) + c) for s, c in zip(start, CROP))
-    shift = np.eye(4)
-    shift[:3, 3] = start
+    sl, shift = tumour_window(src / f"{cid}_seg.nii.gz", CROP)
     out = dst_root / cid
     out.mkdir(parents=True)
     for suffix in ("t1", "t1ce", "t2", "flair"):

@@ -14,6 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from _crop import tumour_window
 from nibabel import orientations as nio
 
 from napari_brats_seg.core import labels as lab
@@ -62,12 +63,7 @@ def _rotation_z(deg: float) -> np.ndarray:
 def variant_dirs(real_case_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 32x32x24 crop around the tumour of a real case, stored as LPS, RAS, permuted and oblique."""
     cid = real_case_dir.name
-    seg = nib.load(str(real_case_dir / f"{cid}_seg.nii.gz"))
-    idx = np.argwhere(np.asarray(seg.dataobj) > 0)
-    start = np.clip((idx.min(0) + idx.max(0)) // 2 - np.array(CROP) // 2, 0, np.array(seg.shape) - CROP)
-    sl = tuple(slice(int(s), int(s) + c) for s, c in zip(start, CROP))
-    shift = np.eye(4)
-    shift[:3, 3] = start
+    sl, shift = tumour_window(real_case_dir / f"{cid}_seg.nii.gz", CROP)
     root = tmp_path_factory.mktemp("variants")
     perm_ornt = np.array([[1, 1], [2, -1], [0, 1]])  # file axes become (y, -z, x) of the source
     out: dict[str, Path] = {}
