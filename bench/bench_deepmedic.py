@@ -5,11 +5,12 @@ the one recorded in ``../shared/models/captk-deepmedic/README.md`` for this 2-co
 20 cases in 986 s with the model loaded once, i.e. **49.3 s per case** (about 40 s of it the forward
 pass), peak memory 2.7 GB. That number is a recorded reference, not measured in this run.
 
-Ours, with the model loaded once: per case the full pipeline ``read_case`` (four NIfTI files) ->
+Ours, as the reference was measured (one run over a cohort, the model loaded once, the first case's
+warm-up included; by default the 12 shared BraTS 2018 cases): per case the full pipeline ``read_case`` (four NIfTI files) ->
 brain mask -> CaPTk normalisation -> crop -> :meth:`DeepMedic.predict_volume` (the original's tile
 grid) -> labels, timed wall-clock and as process CPU time (``time.process_time``, both threads; on a
 shared machine the wall time includes waiting for the CPU). Each case runs in fp32 and in bf16
-(autocast + channels-last 3D, AMX on this CPU); agreement with the original's predictions (Dice per
+(autocast, channels-last 3D convolutions, AMX on this CPU); agreement with the original's predictions (Dice per
 region) is printed next to the times so that a speed-up never hides a loss of agreement.
 
     python3 bench/bench_deepmedic.py [--cases ID ...] [--precisions bf16 fp32] [--threads 2]
@@ -38,7 +39,9 @@ SHARED = ROOT.parent / "shared"
 MODEL = SHARED / "models" / "captk-deepmedic"
 #: The original's recorded time per case on this machine kind (README: 20 cases in 986 s).
 REFERENCE_S = 986.0 / 20
-DEFAULT_CASES = ("Brats18_2013_11_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA10_639_1")
+#: Like the recorded reference (a cohort in one run, model loaded once, its warm-up included): every
+#: shared BraTS 2018 case, in one process.
+DEFAULT_CASES = tuple(sorted(p.name for p in (SHARED / "data" / "brats2018").glob("Brats18_*") if p.is_dir()))
 
 
 def _cpu_name() -> str:

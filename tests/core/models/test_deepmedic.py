@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from napari_brats_seg.core import io
 from napari_brats_seg.core import labels as lab
@@ -65,16 +66,35 @@ def _per_tile_reference(net: dm.DeepMedic, img: np.ndarray) -> tuple[torch.Tenso
     return out[(slice(None),) + crop], brain
 
 
-def test_dense_pathway_and_fc_blocks_equal_the_per_tile_computation() -> None:
+@pytest.mark.parametrize("block", [3, 9, 27])
+def test_dense_pathway_and_fc_blocks_equal_the_per_tile_computation(block: int) -> None:
+    # block 27: every tile's FC layers run on its whole output; 3: on small brain blocks for tiles
+    # with few of them, whole tiles otherwise; 9 (the default): both kinds in one volume
     net = _tiny()
     img = _volume()
     ref, brain = _per_tile_reference(net, img)
-    got = net.predict_volume(torch.from_numpy(img)[None])[0]
+    got = net.predict_volume(torch.from_numpy(img)[None], block=block)[0]
     assert got.shape == ref.shape == (5,) + img.shape[1:]
     diff = (got - ref).abs()[:, torch.from_numpy(brain)]
     assert diff.max().item() < 1e-4 * max(1.0, ref.abs().max().item())
     # forward() is predict_volume without progress
-    assert torch.allclose(net(torch.from_numpy(img)[None])[0], got)
+    assert torch.allclose(net(torch.from_numpy(img)[None])[0], net.predict_volume(torch.from_numpy(img)[None])[0])
+
+
+def test_first_fc_layer_on_repeated_maps_equals_a_low_resolution_transposed_convolution() -> None:
+    from napari_brats_seg.core.models import deepmedic_infer as inf
+
+    net = _tiny(3)
+    gen = torch.Generator().manual_seed(0)
+    lr_outs = [torch.randn(2, net.subsampled[i].blocks[-1].weight.shape[0], *(3 * (net.subsampled_input_size(f)
+               - net.rec_field + 1,)), generator=gen) for i, f in enumerate(net.factors)]
+    first = net.fc.blocks[0]
+    c_n = net.normal.blocks[-1].weight.shape[0]
+    ups = net._repeat(net.path_out_size, lr_outs)
+    direct = F.conv3d(first.activate(ups, slice(c_n, None)), first.weight[:, c_n:] * first.keep)
+    low = inf._first_fc_subsampled(net, lr_outs, inf.low_res_kernels(net))
+    assert low.shape == direct.shape == (2, first.weight.shape[0]) + (net.out_size,) * 3
+    assert torch.allclose(low, direct, atol=1e-5)
 
 
 def test_origin_places_the_tiles_on_the_whole_image_grid() -> None:

@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
-from ..progress import CancelToken, ProgressCallback, check, report
+from ..progress import CancelToken, ProgressCallback
+from .deepmedic_infer import conv3d, run_tiles
 
 #: The CaPTk model's architecture (``modelConfig.txt``), as constructor arguments of :class:`DeepMedic`.
 CAPTK_ARCH: dict[str, Any] = {
@@ -72,16 +73,21 @@ class _PreActConv(nn.Module):
         self.keep = 1.0
         self.pad = (kernel - 1) // 2 if pad_mirror else 0
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def activate(self, x: torch.Tensor, chans: slice = slice(None)) -> torch.Tensor:
+        """The block's batch norm (or bias) and PReLU, on its input channels ``chans``."""
         shape = (1, -1, 1, 1, 1)
-        x = x * self.scale.view(shape).to(x.dtype) + self.shift.view(shape).to(x.dtype)
+        x = x * self.scale[chans].view(shape).to(x.dtype) + self.shift[chans].view(shape).to(x.dtype)
         if self.prelu is not None:
-            x = F.prelu(x, self.prelu.to(x.dtype))
+            x = F.prelu(x, self.prelu[chans].to(x.dtype))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.activate(x)
         if self.pad:
             # DeepMedic's pad_by_mirroring: for one voxel per side this repeats the border voxel.
             x = F.pad(x, (self.pad,) * 6, mode="replicate")
         w = self.weight if self.keep == 1.0 else self.weight * self.keep
-        return F.conv3d(x, w.to(x.dtype))
+        return conv3d(x, w)
 
 
 def _residual(earlier: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
@@ -180,7 +186,7 @@ class DeepMedic(nn.Module):
         for block, rate in zip(self.fc.blocks, dropout_fc):
             block.keep = 1.0 - float(rate) if rate > 0.001 else 1.0
         self.class_bias = nn.Parameter(torch.zeros(n_classes))
-        #: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast + channels-last in :meth:`predict_volume`).
+        #: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast, channels-last convolutions, in :meth:`predict_volume`).
         self.precision = "fp32"
         self.eval()
 
@@ -221,11 +227,11 @@ class DeepMedic(nn.Module):
                        slab: int = 40, block: int = 9) -> torch.Tensor:
         """Segment a whole normalised volume tile by tile, as DeepMedic's testing routine does.
 
-        The normal pathway has only valid convolutions, so its output at a voxel does not depend on
-        the tile: it is computed once, densely, in chunks where the FC layers need it
-        (DeepMedic recomputes it for every 45^3 tile, 3.7 times the work). The subsampled pathways and
-        the FC layers depend on the tile (the subsampled grid is anchored to it, and the repeat
-        upsampling and the 3x3x3 FC layer see only the tile), so they run per tile, in batches.
+        Same logits as DeepMedic's tile-by-tile computation, with less work (:mod:`.deepmedic_infer`):
+        the normal pathway and the first FC layer's part on it, which do not depend on the tile, are
+        computed once, densely; the subsampled pathways and the first FC layer's part on them, which
+        do (their grid is anchored to the tile), per tile at their low resolution; then the 1x1x1 FC
+        layers.
 
         Parameters
         ----------
@@ -250,11 +256,12 @@ class DeepMedic(nn.Module):
         batch_size
             Tiles per forward pass of the subsampled and FC layers.
         slab
-            The dense normal pathway runs in chunks of ``slab x slab`` voxels along the first two axes
-            (the whole third axis), only where FC blocks need its output.
+            The dense normal pathway runs in slabs of ``slab`` voxels along the first axis (in each, only
+            the range of the other two that the FC layers need).
         block
-            The FC layers run on blocks of ``block^3`` output voxels of a tile, and only on those that
-            hold brain (outside the brain the labels are background anyway).
+            Only output blocks of ``block^3`` voxels that hold brain are written; the FC layers run on
+            a tile's whole output, or on its brain blocks one by one where that is less work (outside the
+            brain the labels are background anyway). See :mod:`.deepmedic_infer`.
 
         Returns
         -------
@@ -263,7 +270,7 @@ class DeepMedic(nn.Module):
 
         Notes
         -----
-        Runs in bfloat16 with channels-last tensors when :attr:`precision` is ``"bf16"`` or a CPU
+        Runs in bfloat16 (channels-last convolutions) when :attr:`precision` is ``"bf16"`` or a CPU
         bf16 autocast is active around the call; otherwise float32.
         """
         if x.ndim != 5 or x.shape[0] != 1:
@@ -285,92 +292,24 @@ class DeepMedic(nn.Module):
             whole[(slice(None),) + region] = img
             img = whole
         plan = plan_tiles(img, self.rec_field_net, self.segment_size)
-        padded, tiles, pad_lo, bg = plan["padded"], plan["tiles"], plan["pad_lo"], plan["background"]
-        shape = padded.shape[1:]
-        p = self.path_out_size
-        half = (self.rec_field_net - 1) // 2
-        ctx = self.rec_field_net - self.rec_field  # context the FC layers need (0 when padded)
-        blk = block if ctx > 0 and self.out_size % block == 0 else self.out_size
-        offsets = [(i, j, k) for i in range(0, self.out_size, blk) for j in range(0, self.out_size, blk)
-                   for k in range(0, self.out_size, blk)]
-        has_brain = plan["has_brain"]
-        # the FC layers run only on output blocks that hold brain (exact: they are valid convolutions)
-        kept = [[o for o in offsets if has_brain(tuple(v + half + oo for v, oo in zip(t, o)), blk)] for t in tiles]
-        # the normal pathway's output is needed only in those blocks' windows (feature coordinates)
-        windows = [tuple((t[d] + o[d], t[d] + o[d] + blk + ctx) for d in range(3))
-                   for t, offs in zip(tiles, kept) for o in offs]
-        f_lo = [min((w[d][0] for w in windows), default=0) for d in range(3)]
-        f_hi = [max((w[d][1] for w in windows), default=0) for d in range(3)]
-        feat_shape = tuple(max(h - lo_, 0) for lo_, h in zip(f_lo, f_hi))
-        n_chunks = [math.ceil(n / slab) for n in feat_shape[:2]]
-        need = np.zeros(n_chunks, bool)
-        for w in windows:
-            need[(w[0][0] - f_lo[0]) // slab : (w[0][1] - 1 - f_lo[0]) // slab + 1,
-                 (w[1][0] - f_lo[1]) // slab : (w[1][1] - 1 - f_lo[1]) // slab + 1] = True
-        n_batches = math.ceil(len(tiles) / batch_size)
-        total = int(need.sum()) + n_batches
-        done = 0
-        report(on_progress, 0, total, "DeepMedic")
-        r = self.rec_field - 1
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu"):
-            # 1. the normal pathway, densely, in chunks of slab x slab x (all) where blocks need it
-            feats = torch.zeros((self.normal.blocks[-1].weight.shape[0],) + feat_shape,
-                                dtype=torch.bfloat16 if bf16 else torch.float32)
-            for i0, i1 in zip(*np.nonzero(need)):
-                check(cancel)
-                a0, b0 = i0 * slab, min((i0 + 1) * slab, feat_shape[0])
-                a1, b1 = i1 * slab, min((i1 + 1) * slab, feat_shape[1])
-                inp = torch.from_numpy(np.ascontiguousarray(padded[
-                    :, f_lo[0] + a0 : f_lo[0] + b0 + r, f_lo[1] + a1 : f_lo[1] + b1 + r,
-                    f_lo[2] : f_lo[2] + feat_shape[2] + r]))[None].to(device)
-                feats[:, a0:b0, a1:b1] = self.normal(self._prep(inp, bf16))[0].to("cpu", feats.dtype)
-                done += 1
-                report(on_progress, done, total, "DeepMedic normal pathway")
-            # 2. per tile: the subsampled pathways, then the FC layers on the kept blocks
-            out = torch.zeros((self.n_classes,) + tuple(shape), dtype=torch.float32)
-            for start in range(0, len(tiles), batch_size):
-                check(cancel)
-                batch = tiles[start : start + batch_size]
-                lrs = [
-                    torch.from_numpy(np.stack([
-                        subsampled_segment(padded, bg, t, f, self.rec_field, p, self.subsampled_input_size(f))
-                        for t in batch]))
-                    for f in self.factors
-                ]
-                ups = self._upsampled(p, [self._prep(a.to(device), bf16) for a in lrs])
-                where = [(b_i, t, o) for b_i, t in enumerate(batch) for o in kept[start + b_i]]
-                if where:
-                    w = blk + ctx
-                    c_n = feats.shape[0]
-                    x_fc = torch.empty((len(where), c_n + ups.shape[1], w, w, w), dtype=ups.dtype, device=device)
-                    if bf16:
-                        x_fc = x_fc.contiguous(memory_format=torch.channels_last_3d)
-                    for i, (b_i, t, o) in enumerate(where):
-                        x_fc[i, :c_n] = feats[(slice(None),) + tuple(slice(v + oo - fl, v + oo - fl + w)
-                                                                    for v, oo, fl in zip(t, o, f_lo))]
-                        x_fc[i, c_n:] = ups[(b_i, slice(None)) + tuple(slice(oo, oo + w) for oo in o)]
-                    logits = (self.fc(x_fc) + self.class_bias.view(1, -1, 1, 1, 1).to(x_fc.dtype)).float().cpu()
-                    for (_, t, o), lg in zip(where, logits):
-                        sl = tuple(slice(v + half + oo, v + half + oo + blk) for v, oo in zip(t, o))
-                        out[(slice(None),) + sl] = lg
-                done += 1
-                report(on_progress, done, total, "DeepMedic tiles")
+        out = run_tiles(self, plan, bf16=bf16, device=device, on_progress=on_progress, cancel=cancel,
+                        batch_size=batch_size, slab=slab, block=block)
+        pad_lo = plan["pad_lo"]
         crop = tuple(slice(a + r.start, a + r.stop) for a, r in zip(pad_lo, region))
         return out[(slice(None),) + crop].unsqueeze(0).to(x.device)
 
-    @staticmethod
-    def _prep(t: torch.Tensor, bf16: bool) -> torch.Tensor:
-        return t.contiguous(memory_format=torch.channels_last_3d) if bf16 else t
-
-    def _upsampled(self, size: int, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Subsampled pathways, repeated back to full resolution and cut to ``size``, concatenated."""
+    def _repeat(self, size: int, lr_outs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Subsampled pathways' outputs repeated back to full resolution, cut to ``size``, concatenated."""
         outs = []
-        for path, f, xs in zip(self.subsampled, self.factors, x_lr):
-            lr = path(xs)
+        for f, lr in zip(self.factors, lr_outs):
             for d in range(3):
                 lr = lr.repeat_interleave(f, dim=2 + d)
             outs.append(lr[:, :, :size, :size, :size])
         return torch.cat(outs, dim=1)
+
+    def _upsampled(self, size: int, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Subsampled pathways, repeated back to full resolution and cut to ``size``, concatenated."""
+        return self._repeat(size, [path(xs) for path, xs in zip(self.subsampled, x_lr)])
 
     def _concat(self, normal_out: torch.Tensor, x_lr: Sequence[torch.Tensor]) -> torch.Tensor:
         """Subsampled pathways, their repeat upsampling, and the concatenation with the normal output."""

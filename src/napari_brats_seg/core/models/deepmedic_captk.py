@@ -246,7 +246,7 @@ def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback
         net.precision = previous
     choosable = torch.tensor([c >= 0 for c in spec.classes])
     logits[~choosable] = -torch.inf
-    channel = logits.argmax(0).numpy()
+    channel = np.argmax(logits.numpy(), axis=0)  # (numpy's is ~5x faster than torch's over dim 0)
     lut = np.array([max(c, 0) for c in spec.classes], np.uint8)
     labels = pp.uncrop(pp.from_model_axes(lut[channel], spec.orientation), box, mask.shape, 0)
     labels[~mask] = 0
