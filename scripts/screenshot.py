@@ -110,7 +110,7 @@ def main() -> None:
     for ly in viewer.layers:
         if isinstance(ly, Labels) and ly.name != pred.name:  # widget layers may be public-API proxies
             ly.visible = False
-    viewer.camera.zoom *= 1.3
+    (viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera).zoom *= 1.3
     for _ in range(20):
         app.processEvents()
     viewer.screenshot(str(out / "napari-3d.png"), canvas_only=True, flash=False)

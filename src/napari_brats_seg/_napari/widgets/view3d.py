@@ -59,7 +59,7 @@ def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: fl
             if source_of(ly) is not None:
                 ly.colormap = label_colormap(hidden=(lab.EDEMA,) if hide_edema else ())
     viewer.dims.ndisplay = 3
-    viewer.camera.angles = (0.0, 30.0, 60.0)
+    _camera(viewer).angles = (0.0, 30.0, 60.0)
     viewer.reset_view()
     return brain
 
@@ -115,3 +115,9 @@ class View3DWidget(QWidget):
     def _restyle(self, *_: Any) -> None:
         if self.viewer.dims.ndisplay == 3:
             self.show_3d()
+
+
+def _camera(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
