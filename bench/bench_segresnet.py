@@ -19,9 +19,14 @@ the reference's logits so that the TC, WT and ET channels fire on 4 %, 8 % and 2
 voxels. The same biased network runs in every pipeline (the reference's labels are its unbiased logits
 plus the bias, which is exact because the last layer is linear).
 
+With ``--checkpoint`` a *trained* SegResNet (the bundle's configuration, trained here with
+``brats-seg train --model segresnet``; no pretrained weights can be downloaded) replaces the random
+weights, and no bias is added: the agreement then is that of a network whose outputs mean something.
+
 Usage::
 
     python bench/bench_segresnet.py [--case ../shared/data/brats2018/Brats18_2013_11_1] [--seed 0]
+                                    [--checkpoint segresnet.safetensors]
 
 It prints a table (time, peak memory, Dice agreement per region against the reference and between our
 bf16 and fp32 runs) and the speed-up ratios.
@@ -47,12 +52,20 @@ DEFAULT_CASE = ROOT.parent / "shared" / "data" / "brats2018" / "Brats18_2013_11_
 TARGET_FRACTIONS = (0.04, 0.08, 0.02)
 
 
-def _network(seed: int, bias: list[float] | None):
+def _network(seed: int, bias: list[float] | None, checkpoint: Path | None = None):
     import torch
 
     from napari_brats_seg.core.models.registry import build_network
     from napari_brats_seg.core.models.unet3d import segresnet_spec
 
+    if checkpoint is not None:
+        from napari_brats_seg.core.models.checkpoint import load_checkpoint
+
+        import dataclasses
+
+        loaded = load_checkpoint(checkpoint)
+        # inferred as the bundle does it, whatever patch size it was trained on: one 240x240x160 window
+        return dataclasses.replace(loaded.spec, patch_size=(240, 240, 160)), loaded.network.eval()
     spec = segresnet_spec()
     torch.manual_seed(seed)
     net = build_network(spec).eval()
@@ -67,13 +80,13 @@ def _files(case: Path, channels: tuple[str, ...]) -> list[str]:
     return [str(next(case.glob(f"*_{c}.nii.gz"))) for c in channels]
 
 
-def worker_reference(case: Path, seed: int, out: Path) -> dict:
+def worker_reference(case: Path, seed: int, out: Path, checkpoint: Path | None = None) -> dict:
     """The bundle's pipeline; saves its raw logits (file voxel order) for the bias and the labels."""
     import torch
     from monai.inferers import sliding_window_inference
     from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, NormalizeIntensityd
 
-    spec, wrapped = _network(seed, None)
+    spec, wrapped = _network(seed, None, checkpoint)
     net = wrapped.net  # the plain MONAI SegResNet, as the bundle runs it
     t0 = time.perf_counter()
     pre = Compose([LoadImaged(keys="image", image_only=True), EnsureChannelFirstd(keys="image"),
@@ -94,12 +107,13 @@ def reference_labels(logits: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return np.where(x[2], 4, np.where(x[0], 1, np.where(x[1], 2, 0))).astype(np.uint8)
 
 
-def worker_ours(case: Path, seed: int, bias: list[float], precision: str, crop: bool, out: Path) -> dict:
+def worker_ours(case: Path, seed: int, bias: list[float] | None, precision: str, crop: bool, out: Path,
+                checkpoint: Path | None = None) -> dict:
     from napari_brats_seg.core.inference import predict
     from napari_brats_seg.core.io import read_case
     from napari_brats_seg.core.models.spec import LoadedModel
 
-    spec, net = _network(seed, bias)
+    spec, net = _network(seed, bias, checkpoint)
     model = LoadedModel(spec, net)
     t0 = time.perf_counter()
     c = read_case(case)
@@ -145,6 +159,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", type=Path, default=DEFAULT_CASE)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="a trained SegResNet in the project's format (brats-seg train --model segresnet); "
+                         "default: the bundle's configuration with seeded random weights and biased logits")
     ap.add_argument("--worker", choices=("reference", "ours"), help=argparse.SUPPRESS)
     ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--bias", default="", help=argparse.SUPPRESS)
@@ -154,10 +171,11 @@ def main() -> int:
 
     if args.worker:
         if args.worker == "reference":
-            res = worker_reference(args.case, args.seed, args.out)
+            res = worker_reference(args.case, args.seed, args.out, args.checkpoint)
         else:
-            res = worker_ours(args.case, args.seed, [float(b) for b in args.bias.split(",")], args.precision,
-                              not args.no_crop, args.out)
+            bias = [float(b) for b in args.bias.split(",")] if args.bias else None
+            res = worker_ours(args.case, args.seed, bias, args.precision, not args.no_crop, args.out,
+                              args.checkpoint)
         res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(res))
         return 0
@@ -173,16 +191,25 @@ def main() -> int:
     brain = case.brain_mask()
     tmp = Path(tempfile.mkdtemp(prefix="bench_segresnet_"))
     common = ["--case", str(args.case), "--seed", str(args.seed)]
-    print(f"case {case.case_id} {case.shape} (z, y, x); SegResNet (brats_mri_segmentation config), seed {args.seed}")
+    if args.checkpoint is not None:
+        common += ["--checkpoint", str(args.checkpoint)]
+        print(f"case {case.case_id} {case.shape} (z, y, x); SegResNet (brats_mri_segmentation config), trained "
+              f"weights {args.checkpoint}")
+    else:
+        print(f"case {case.case_id} {case.shape} (z, y, x); SegResNet (brats_mri_segmentation config), "
+              f"seeded random weights (seed {args.seed}) with biased logits")
     print(f"machine: {cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
 
     ref = _spawn(["--worker", "reference", *common, "--out", str(tmp / "ref.npy")])
     logits = geo.to_internal(np.moveaxis(np.load(tmp / "ref.npy"), 0, -1))  # (z, y, x, 3)
-    bias = np.array([-np.quantile(logits[..., c][brain], 1 - f) for c, f in enumerate(TARGET_FRACTIONS)],
-                    dtype=np.float32)
+    if args.checkpoint is not None:  # a trained network: its own logits, no bias
+        bias = np.zeros(3, np.float32)
+    else:
+        bias = np.array([-np.quantile(logits[..., c][brain], 1 - f) for c, f in enumerate(TARGET_FRACTIONS)],
+                        dtype=np.float32)
     ref_lab = reference_labels(np.moveaxis(logits, -1, 0), bias)
     ref_internal = np.select([ref_lab == 4, ref_lab == 1, ref_lab == 2], [3, 1, 2], 0).astype(np.uint8)
-    bias_arg = ",".join(f"{b:.6f}" for b in bias)
+    bias_arg = "" if args.checkpoint is not None else ",".join(f"{b:.6f}" for b in bias)
 
     rows = {"reference (MONAI bundle, fp32)": ref}
     labels = {}

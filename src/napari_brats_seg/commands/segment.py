@@ -52,9 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="remove tumour components smaller than N voxels")
     p.add_argument("--no-hierarchy", action="store_true",
                    help="merge region outputs by intersection instead of keeping ET in TC in WT by union")
-    p.add_argument("--no-crop", action="store_true",
-                   help="run on the whole volume instead of the brain's bounding box (slower; reproduces "
-                        "pipelines that do not crop, for networks with GroupNorm/InstanceNorm)")
+    crop = p.add_mutually_exclusive_group()
+    crop.add_argument("--no-crop", dest="crop", action="store_false", default=None,
+                      help="run on the whole volume instead of the brain's bounding box (slower; reproduces "
+                           "pipelines that do not crop, for networks with GroupNorm/InstanceNorm; the default "
+                           "for MONAI bundles)")
+    crop.add_argument("--crop", dest="crop", action="store_true",
+                      help="crop to the brain's bounding box even for a model that asks for the whole volume")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -213,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
                 case = read_case(case_path)
                 seg = predict(case, model, device=args.device, tta=tta, probabilities=args.probabilities,
                               postprocess=post, on_progress=bar, precision=args.precision,
-                              crop=not args.no_crop)
+                              crop=args.crop)
                 bar.close()
                 write_labels(seg.labels, case, out, scheme=output_scheme(args.scheme, case),
                              overwrite=args.overwrite)

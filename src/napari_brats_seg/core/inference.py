@@ -309,7 +309,7 @@ def _shrink(window: tuple[int, ...], k: int) -> Optional[tuple[int, ...]]:
 def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "auto", tta: bool = False,
             probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
             on_progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
-            precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool = True) -> Segmentation:
+            precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool | None = None) -> Segmentation:
     """Segment ``case`` with ``model`` (see the module docstring for every step).
 
     A model trained at another voxel spacing (``spec.spacing`` differing by more than 25 % on an
@@ -340,9 +340,10 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     overlap
         Overlap of sliding windows.
     crop
-        Crop to the brain's bounding box (default). Without it the whole volume is seen, as MONAI's
-        bundle pipeline sees it: networks with global normalisation layers (GroupNorm,
-        InstanceNorm) then see the same statistics as such a pipeline, at about twice the cost.
+        Crop to the brain's bounding box; ``None`` (default): as the model's ``spec.crop`` says (yes,
+        except for MONAI bundles). Without it the whole volume is seen, as MONAI's bundle pipeline sees
+        it: networks with global normalisation layers (GroupNorm, InstanceNorm) then see the same
+        statistics as such a pipeline, at about twice the cost.
 
     Raises
     ------
@@ -366,10 +367,12 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
 def _predict_native(case: Case, model: LoadedModel, *, device: str | torch.device = "auto", tta: bool = False,
                     probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
                     on_progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
-                    precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool = True) -> Segmentation:
+                    precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool | None = None) -> Segmentation:
     """:func:`predict` on the case's own grid (the model's spacing is taken to match it)."""
     t0 = time.perf_counter()
     spec = model.spec
+    if crop is None:
+        crop = spec.crop
     opts = check_options(postprocess)
     warn = _check_model(spec, case)
     dev = resolve_device(device)

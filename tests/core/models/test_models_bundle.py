@@ -136,9 +136,40 @@ def test_bundle_converts_to_the_checkpoint_format(bundle_dir: Path, tmp_path: Pa
     x = _bundle_input(crop_case)[..., :16]
     with torch.no_grad():
         assert torch.equal(model.network(x), again.network(x))
-    assert again.spec == model.spec
+    assert again.spec == model.spec and again.spec.crop is False
     listed = list_models([bundle_dir, path])
     assert [m["family"] for m in listed if not m["shipped"]] == ["segresnet", "segresnet"]
+
+
+def test_bundle_runs_on_the_whole_volume_as_its_pipeline_does(bundle_dir: Path, real_crop_dir: Path,
+                                                              tmp_path: Path) -> None:
+    # GroupNorm statistics depend on the volume seen: a bundle is not cropped unless asked
+    import dataclasses
+
+    import nibabel as nib
+
+    from napari_brats_seg.core.inference import predict
+    from napari_brats_seg.core.io import read_case
+    from napari_brats_seg.core.models.spec import LoadedModel
+
+    # the real crop with a background border of 12 voxels, so that the brain's box is smaller
+    for f in real_crop_dir.glob("*.nii.gz"):
+        img = nib.load(str(f))
+        data = np.asarray(img.dataobj).copy()
+        inner = data[12:-12, 12:-12, 12:-12].copy()
+        data[:] = 0
+        data[12:-12, 12:-12, 12:-12] = inner
+        nib.save(nib.Nifti1Image(data, img.affine, img.header), str(tmp_path / f.name))
+    case = read_case(tmp_path)
+    model = load_model(bundle_dir)
+    assert model.spec.crop is False
+    whole = predict(case, model, device="cpu", precision="fp32")
+    assert whole.info["crop"] == [[0, n] for n in case.shape]
+    forced = predict(case, model, device="cpu", precision="fp32", crop=True)
+    assert forced.info["crop"] != whole.info["crop"]
+    # the same network with crop left on (the project's default) crops
+    plain = LoadedModel(dataclasses.replace(model.spec, crop=True), model.network)
+    assert predict(case, plain, device="cpu", precision="fp32").info["crop"] == forced.info["crop"]
 
 
 def test_bundle_errors(tmp_path: Path) -> None:

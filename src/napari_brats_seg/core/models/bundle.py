@@ -166,7 +166,7 @@ def read_bundle_spec(folder: PathLike) -> ModelSpec:
     return ModelSpec(name=meta.get("name") or folder.name, family=family, arch=arch, channels=channels,
                      orientation=orientation, output="regions", regions=regions, classes=(),
                      label_scheme="brats2021", normalization=normalization, dims=dims, patch_size=patch,
-                     divisible_by=multiple, provenance=provenance)
+                     divisible_by=multiple, provenance=provenance, crop=False)
 
 
 def build_bundle_network(spec: ModelSpec) -> nn.Module:

@@ -75,6 +75,11 @@ class ModelSpec:
         Spatial sizes the network needs the input to be divisible by (padding is added).
     provenance
         Free-form: data, epochs, scores, licence, source.
+    crop
+        Whether inference may crop the volume to the brain's bounding box (the default, about twice as
+        fast). ``False`` for networks whose own pipeline sees the whole volume and whose normalisation
+        layers (GroupNorm, InstanceNorm) take statistics over it, e.g. MONAI bundles: cropping changes
+        their output.
     format_version
         Metadata layout version.
     """
@@ -94,6 +99,7 @@ class ModelSpec:
     spacing: tuple[float, ...] = (1.0, 1.0, 1.0)
     divisible_by: int = 1
     provenance: dict[str, Any] = field(default_factory=dict)
+    crop: bool = True
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
