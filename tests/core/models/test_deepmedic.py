@@ -81,6 +81,20 @@ def test_dense_pathway_and_fc_blocks_equal_the_per_tile_computation(block: int) 
     assert torch.allclose(net(torch.from_numpy(img)[None])[0], net.predict_volume(torch.from_numpy(img)[None])[0])
 
 
+def test_mirror_padded_fc_layer_runs_tile_by_tile() -> None:
+    # a "same" (mirror-padded) first FC layer depends on the tile near its border: DeepMedic's own way
+    net = dm.build_deepmedic({**TINY, "fc_padding": "mirror"})
+    ref_net = _tiny()
+    net.load_state_dict(ref_net.state_dict())
+    img = _volume()
+    ref, brain = _per_tile_reference(net, img)
+    calls: list[int] = []
+    got = net.predict_volume(torch.from_numpy(img)[None], on_progress=lambda d, t, m: calls.append(t))[0]
+    assert net.out_size == 29 and len(set(calls)) == 1
+    diff = (got - ref).abs()[:, torch.from_numpy(brain)]
+    assert diff.max().item() < 1e-4 * max(1.0, ref.abs().max().item())
+
+
 def test_first_fc_layer_on_repeated_maps_equals_a_low_resolution_transposed_convolution() -> None:
     from napari_brats_seg.core.models import deepmedic_infer as inf
 

@@ -39,7 +39,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..progress import CancelToken, ProgressCallback
-from .deepmedic_infer import conv3d, run_tiles
+from .deepmedic_infer import conv3d, residual, run_tiles
 
 #: The CaPTk model's architecture (``modelConfig.txt``), as constructor arguments of :class:`DeepMedic`.
 CAPTK_ARCH: dict[str, Any] = {
@@ -90,20 +90,6 @@ class _PreActConv(nn.Module):
         return conv3d(x, w)
 
 
-def _residual(earlier: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
-    """Add ``earlier`` (centre-cropped, zero channels appended) to ``deeper`` (DeepMedic's residual)."""
-    crop = []
-    for d in range(3):
-        size_e, size_d = earlier.shape[2 + d], deeper.shape[2 + d]
-        start = (size_e - 1) // 2 - (size_d - 1) // 2
-        crop.append(slice(start, start + size_d))
-    part = earlier[(slice(None), slice(None)) + tuple(crop)]
-    n = min(part.shape[1], deeper.shape[1])
-    out = deeper.clone()
-    out[:, :n] += part[:, :n]
-    return out
-
-
 class _Pathway(nn.Module):
     """A stack of pre-activation convolutions with DeepMedic's residual connections."""
 
@@ -126,7 +112,7 @@ class _Pathway(nn.Module):
             out = block(inp)
             if i in self.residual_idx:
                 assert inp_prev is not None
-                out = _residual(inp_prev, out)
+                out = residual(inp_prev, out)
             inp_prev, inp = inp, out
         return inp
 

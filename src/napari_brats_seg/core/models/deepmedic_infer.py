@@ -112,16 +112,23 @@ def _fc_rest(net: DeepMedic, h1: torch.Tensor, fc_input: torch.Tensor) -> torch.
     for i, block in enumerate(net.fc.blocks[1:], start=1):
         out = block(inp)
         if i in net.fc.residual_idx:
-            out = net_residual(inp_prev, out)
+            out = residual(inp_prev, out)
         inp_prev, inp = inp, out
     return inp + net.class_bias.view(1, -1, 1, 1, 1).to(inp.dtype)
 
 
-def net_residual(earlier: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
-    """DeepMedic's residual (imported lazily to avoid a cycle)."""
-    from .deepmedic import _residual
-
-    return _residual(earlier, deeper)
+def residual(earlier: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
+    """Add ``earlier`` (centre-cropped, zero channels appended) to ``deeper`` (DeepMedic's residual)."""
+    crop = []
+    for d in range(3):
+        size_e, size_d = earlier.shape[2 + d], deeper.shape[2 + d]
+        start = (size_e - 1) // 2 - (size_d - 1) // 2
+        crop.append(slice(start, start + size_d))
+    part = earlier[(slice(None), slice(None)) + tuple(crop)]
+    n = min(part.shape[1], deeper.shape[1])
+    out = deeper.clone()
+    out[:, :n] += part[:, :n]
+    return out
 
 
 def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch.device,
