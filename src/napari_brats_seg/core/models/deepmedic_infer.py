@@ -8,16 +8,17 @@ splitting the network where its parts stop depending on the tile:
 - The normal pathway has only valid convolutions: its output at a voxel does not depend on the tile.
   It runs once, densely, in slabs (DeepMedic recomputes it for every 45^3 tile, 3.7 times the work).
 - The first FC layer (a valid ``k^3`` convolution on the 75 concatenated maps) is linear in its input,
-  so it splits into a part on the normal pathway's maps (tile-independent: computed densely in the
-  same slabs) and a part on the repeated subsampled maps, which depends on the tile (their grid is
-  anchored to it). That part is computed per tile at the maps' *low* resolution: batch norm and PReLU
+  so it splits into a part on the normal pathway's maps (read from the dense maps, on a tile's whole
+  output or on its brain blocks, whichever is less work) and a part on the repeated subsampled maps,
+  which depends on the tile (their grid is anchored to it). That part is computed per tile at the
+  maps' *low* resolution: batch norm and PReLU
   act per channel and commute with the repetition, and a ``k``-tap convolution of an ``f``-fold
   repetition is a transposed convolution of stride ``f`` with ``f + k - 1`` summed taps (exact; 4.3x
   fewer multiply-adds for f = 3, 7.3x for f = 5, k = 3).
 - The remaining FC layers are 1x1x1: they run per tile on the sum, with the residual connection from
   the FC input (normal maps and repeated subsampled maps at the output voxels).
 - Only output blocks that hold brain are written (outside the brain the labels are background), and
-  the dense parts are computed only in slabs that such blocks need.
+  the dense normal pathway is computed only where those blocks' windows need it.
 
 Models whose first FC layer is mirror-padded (``fc_padding="mirror"``) depend on the tile near its
 border: they run tile by tile through the whole network, as DeepMedic does.
