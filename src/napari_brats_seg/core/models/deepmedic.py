@@ -214,10 +214,10 @@ class DeepMedic(nn.Module):
         """Segment a whole normalised volume tile by tile, as DeepMedic's testing routine does.
 
         Same logits as DeepMedic's tile-by-tile computation, with less work (:mod:`.deepmedic_infer`):
-        the normal pathway and the first FC layer's part on it, which do not depend on the tile, are
-        computed once, densely; the subsampled pathways and the first FC layer's part on them, which
-        do (their grid is anchored to the tile), per tile at their low resolution; then the 1x1x1 FC
-        layers.
+        the normal pathway, which does not depend on the tile, is computed once, densely; the first FC
+        layer's part on it is read from those dense maps per tile (or brain block); the subsampled
+        pathways and the first FC layer's part on them, which depend on the tile (their grid is
+        anchored to it), run per tile at their low resolution; then the 1x1x1 FC layers.
 
         Parameters
         ----------

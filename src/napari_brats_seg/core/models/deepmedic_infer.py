@@ -48,16 +48,23 @@ def bf16_cpu(x: torch.Tensor) -> bool:
                                          and torch.get_autocast_dtype("cpu") == torch.bfloat16)
 
 
-def conv3d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """A valid convolution; in bf16 on the CPU, of a channels-last copy, the result back in the usual layout.
+def _conv_input(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``x`` as a (transposed) convolution wants it: in bf16 on the CPU a channels-last bf16 copy.
 
-    oneDNN's bf16 convolutions are fastest on channels-last tensors, but per-channel element-wise
-    operations (batch norm, PReLU) on them are slow: the layout changes around the convolution only.
+    oneDNN's bf16 convolutions are fastest on channels-last tensors (4x for the transposed ones here),
+    but per-channel element-wise operations (batch norm, PReLU) on them are slow: so the layout changes
+    around the convolutions only. Returns the tensor and whether it was converted.
     """
     if bf16_cpu(x):
-        x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last_3d)
-        return F.conv3d(x, w.to(x.dtype)).contiguous()
-    return F.conv3d(x, w.to(x.dtype))
+        return x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last_3d), True
+    return x, False
+
+
+def conv3d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """A valid convolution; in bf16 on the CPU of a channels-last copy, the result in the usual layout."""
+    x, converted = _conv_input(x)
+    y = F.conv3d(x, w.to(x.dtype))
+    return y.contiguous() if converted else y
 
 
 def low_res_kernels(net: DeepMedic) -> list[tuple[slice, torch.Tensor]]:
@@ -94,9 +101,7 @@ def _first_fc_subsampled(net: DeepMedic, lr_outs: Sequence[torch.Tensor],
     n = net.out_size
     total = None
     for lr, f, (chans, kern) in zip(lr_outs, net.factors, kernels):
-        a = first.activate(lr, chans)
-        if bf16_cpu(a):  # as for convolutions: channels-last is ~4x faster in bf16 on the CPU
-            a = a.to(torch.bfloat16).contiguous(memory_format=torch.channels_last_3d)
+        a, _ = _conv_input(first.activate(lr, chans))
         z = F.conv_transpose3d(a, kern.to(a.dtype), stride=f)
         z = z[:, :, k - 1 : k - 1 + n, k - 1 : k - 1 + n, k - 1 : k - 1 + n]
         total = z if total is None else total + z
