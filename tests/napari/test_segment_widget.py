@@ -100,3 +100,21 @@ def test_model_that_does_not_fit_notifies_and_re_enables(make_napari_viewer, qtb
     assert any("input channels" in m for m in notifications())
     assert len(viewer.layers) == n_before
     assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
+
+
+def test_progress_reaching_the_gui_after_the_end_is_dropped(make_napari_viewer, qtbot) -> None:
+    # A queued progress report can be delivered while the bar's update processes events, after the
+    # cancel: it must not overwrite what listeners showed for the end ("Cancelled.").
+    from napari_brats_seg._napari.worker import Task
+    from napari_brats_seg.core.errors import Cancelled
+
+    make_napari_viewer()
+    task = Task(lambda on_progress, cancel: None, show_progress=False)
+    seen: list[tuple[int, int, str]] = []
+    ended: list[str] = []
+    task.progressed.connect(lambda d, t, m: seen.append((d, t, m)))
+    task.cancelled.connect(lambda: ended.append("cancelled"))
+    task._on_progress(1, 4, "window 1/4")
+    task._on_errored(Cancelled("stopped"))
+    task._on_progress(2, 4, "window 2/4")
+    assert seen == [(1, 4, "window 1/4")] and ended == ["cancelled"]

@@ -5,7 +5,8 @@
 delivered on the GUI thread:
 
 - progress calls from the worker thread are queued to the GUI thread, where they advance a napari
-  progress bar (shown in the viewer's activity dock) and :attr:`Task.progressed`;
+  progress bar (shown in the viewer's activity dock) and :attr:`Task.progressed` (a report that
+  reaches the GUI thread after the work's end was delivered is dropped);
 - any exception that is not one of the project's own is wrapped (torch's shape errors and
   ``OutOfMemoryError`` are ``RuntimeError``\\ s, which must not cross threads bare);
 - exactly one of :attr:`Task.succeeded`, :attr:`Task.failed` or :attr:`Task.cancelled` is emitted,
@@ -66,6 +67,7 @@ class Task(QObject):
         self._fn, self._wrap, self._notify = fn, wrap, notify_errors
         self._show_progress = show_progress
         self._pbar: progress | None = None
+        self._ended = False  # succeeded, failed or cancelled has been emitted
         self._raw_progress.connect(self._on_progress)
         self._worker: Any = None
 
@@ -112,15 +114,20 @@ class Task(QObject):
                 pbar.set_description(f"{self.description}: {message}")
             if target != pbar.n:
                 pbar.update(target - pbar.n)  # emits the bar's value event
-        self.progressed.emit(done, total, message)
+        # The update may have processed the queued end of the work (a cancel landing meanwhile): a
+        # report after succeeded/failed/cancelled would overwrite what listeners showed for the end.
+        if not self._ended:
+            self.progressed.emit(done, total, message)
 
     @Slot(object)
     def _on_returned(self, result: Any) -> None:
+        self._ended = True
         self.result = result
         self.succeeded.emit(result)
 
     @Slot(object)
     def _on_errored(self, exc: BaseException) -> None:
+        self._ended = True
         self.error = exc
         if isinstance(exc, Cancelled) or (self.token.cancelled and isinstance(exc, BratsSegError)
                                           and isinstance(exc.__cause__, Cancelled)):
