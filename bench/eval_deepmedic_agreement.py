@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     model = load_captk_deepmedic(MODEL)
     dirs = [d for d in case_dirs() if not args.cases or d.name in args.cases]
     print(f"DeepMedic port vs the original DeepMedic 0.8.4 (CaPTk model), precision {args.precision}")
-    print("| case | agreement WT | TC | ET | ours vs GT WT | TC | ET | original vs GT (README) WT | TC | ET | s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| case | agreement WT | TC | ET | voxels labelled differently | ours vs GT WT | TC | ET | "
+          "original vs GT (README) WT | TC | ET | s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     agree_all, gt_all, readme_all = [], [], []
     for d in dirs:
         t0 = time.perf_counter()
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         ours, theirs = lab.region_masks(labels), lab.region_masks(ref)
         agree = [dice(ours[r], theirs[r]) for r in REGIONS]
         agree_all.append(agree)
-        cells = [f"{v:.4f}" for v in agree]
+        cells = [f"{v:.4f}" for v in agree] + [f"{int((labels != ref).sum())}"]
         if case.ground_truth is not None:
             gt = lab.region_masks(case.ground_truth)
             g = [dice(ours[r], gt[r]) for r in REGIONS]
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             cells += ["-"] * 3
         print(f"| {case.case_id} | " + " | ".join(cells) + f" | {seconds:.0f} |", flush=True)
     a = np.mean(agree_all, axis=0)
-    line = "| mean | " + " | ".join(f"{v:.4f}" for v in a)
+    line = "| mean | " + " | ".join(f"{v:.4f}" for v in a) + " |"
     line += " | " + (" | ".join(f"{v:.3f}" for v in np.mean(gt_all, axis=0)) if gt_all else "- | - | -")
     line += " | " + (" | ".join(f"{v:.3f}" for v in np.mean(readme_all, axis=0)) if readme_all else "- | - | -")
     print(line + " | |")

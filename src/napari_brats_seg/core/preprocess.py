@@ -98,14 +98,26 @@ def zscore_brain(channel: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def deepmedic_normalize(channel: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def deepmedic_normalize(channel: np.ndarray, mask: np.ndarray, pad: int = 0) -> np.ndarray:
     """CaPTk DeepMedic's z-score: mean and std of brain voxels inside robust cut-offs.
 
     Of the brain values, those strictly between their 5th and 95th percentiles and strictly within
     mean +- 3 std (both cut-offs computed on all brain values) give the mean and std; the whole
     channel is then ``(x - mean) / std`` (outside the brain too, as the original does).
+
+    ``pad``: DeepMedic 0.8 pads the image *and its brain mask* by half the receptive field (mirror
+    padding, numpy's ``"reflect"``) before it normalises, so the brain voxels of the ``pad`` slices next
+    to each face of the volume are counted twice in these statistics. With ``pad > 0`` the statistics
+    are those of the padded channel and mask, as the original computes them; the returned channel keeps
+    the input's shape. It matters where the brain touches the volume's border (most BraTS cases touch
+    the lowest axial slices).
     """
-    vals = channel[mask].astype(np.float64)
+    if pad > 0 and min(channel.shape) > 1:
+        stat_channel = np.pad(channel, pad, mode="reflect")
+        stat_mask = np.pad(mask, pad, mode="reflect")
+    else:
+        stat_channel, stat_mask = channel, mask
+    vals = stat_channel[stat_mask].astype(np.float64)
     if vals.size == 0:
         return np.zeros_like(channel, dtype=np.float32)
     lo, hi = np.percentile(vals, [5, 95])
@@ -142,7 +154,8 @@ def normalize(images: np.ndarray, spec: Mapping[str, Any], mask: np.ndarray | No
     images
         Channels first.
     spec
-        ``{"kind": "zscore_brain" | "deepmedic" | "nonzero_channelwise" | "none"}``.
+        ``{"kind": "zscore_brain" | "deepmedic" | "nonzero_channelwise" | "none"}``; any other keys
+        are passed to the normaliser as keyword arguments (``{"kind": "deepmedic", "pad": 8}``).
     mask
         Brain mask; computed with :func:`brain_mask` when None.
     """
@@ -152,4 +165,8 @@ def normalize(images: np.ndarray, spec: Mapping[str, Any], mask: np.ndarray | No
     if kind not in NORMALIZERS:
         raise ValueError(f"unknown normalisation {kind!r}; known: {', '.join(NORMALIZERS)}, none")
     m = brain_mask(images) if mask is None else mask
-    return np.stack([NORMALIZERS[kind](c, m) for c in images]).astype(np.float32, copy=False)
+    params = {k: v for k, v in spec.items() if k != "kind"}
+    try:
+        return np.stack([NORMALIZERS[kind](c, m, **params) for c in images]).astype(np.float32, copy=False)
+    except TypeError as exc:
+        raise ValueError(f"normalisation {kind!r} does not take {sorted(params)}: {exc}") from None

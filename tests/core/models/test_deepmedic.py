@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from napari_brats_seg.core import io
 from napari_brats_seg.core import labels as lab
+from napari_brats_seg.core import preprocess as pp
 from napari_brats_seg.core.errors import Cancelled, ModelError
 from napari_brats_seg.core.models import deepmedic as dm
 from napari_brats_seg.core.progress import CancelToken
@@ -174,7 +175,9 @@ def test_captk_model_spec_and_architecture(deepmedic_dir: Path) -> None:
     assert spec.family == "deepmedic" and spec.orientation == "LPS" and spec.output == "labels"
     assert spec.channels == ("t1", "t1ce", "t2", "flair")
     assert spec.classes == (0, 1, 2, -1, 3)
-    assert spec.normalization == {"kind": "deepmedic"}
+    # DeepMedic pads by half its receptive field (19 with the FC layer's 3x3x3 kernel) before normalising
+    assert spec.normalization == {"kind": "deepmedic", "pad": 9}
+    assert dm.input_padding(spec.arch) == 9 and dm.input_padding({**spec.arch, "fc_padding": "mirror"}) == 8
     assert "CBICA Software License" in spec.provenance["licence"]
     net = model.network
     assert isinstance(net, dm.DeepMedic) and not net.training
@@ -205,21 +208,52 @@ def test_loader_rejects_foreign_folders_and_mismatched_checkpoints(tmp_path: Pat
         dm.load_tf_variables(dm.build_deepmedic(dm.CAPTK_ARCH), variables)
 
 
+def test_normalisation_statistics_include_the_mirror_padded_border(brats2018_dir: Path) -> None:
+    """DeepMedic 0.8 mirror-pads the image and its brain mask before it normalises: brain voxels in
+    the ``pad`` slices next to a face count twice. This case's brain touches its lowest axial slice."""
+    case = io.read_case(brats2018_dir / "Brats18_TCIA10_628_1")
+    images = case.stack(("t1", "t1ce", "t2", "flair"))
+    mask = pp.brain_mask(images)
+    assert mask[:9].any()  # brain within 9 voxels of a face (internal axis 0: inferior-superior)
+    flair = images[3]
+    padded = pp.deepmedic_normalize(flair, mask, pad=9)
+    plain = pp.deepmedic_normalize(flair, mask)
+    # the statistics written out by hand on the padded arrays
+    vals = np.pad(flair, 9, mode="reflect")[np.pad(mask, 9, mode="reflect")].astype(np.float64)
+    lo, hi = np.percentile(vals, [5, 95])
+    keep = vals[(vals > lo) & (vals < hi) & (vals > vals.mean() - 3 * vals.std()) & (vals < vals.mean() + 3 * vals.std())]
+    assert padded.shape == flair.shape
+    assert np.allclose(padded, (flair - keep.mean()) / keep.std(), atol=1e-5)
+    assert not np.allclose(padded, plain, atol=1e-4)
+    # through normalize(): the spec's extra keys reach the normaliser; a key it does not take is an error
+    both = pp.normalize(images, {"kind": "deepmedic", "pad": 9}, mask)
+    assert np.array_equal(both[3], padded)
+    with pytest.raises(ValueError, match="does not take"):
+        pp.normalize(images, {"kind": "zscore_brain", "pad": 9}, mask)
+    # a brain away from every face: padding adds no brain voxel, the statistics do not change
+    inner = np.zeros_like(mask)
+    inner[20:-20, 20:-20, 20:-20] = mask[20:-20, 20:-20, 20:-20]
+    assert np.array_equal(pp.deepmedic_normalize(flair, inner, pad=9), pp.deepmedic_normalize(flair, inner))
+
+
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     s = int(a.sum()) + int(b.sum())
     return 1.0 if s == 0 else 2.0 * int((a & b).sum()) / s
 
 
-@pytest.mark.parametrize("case_id", ["Brats18_2013_11_1"])
-def test_labels_agree_with_the_original_implementation(case_id: str, brats2018_dir: Path,
-                                                       deepmedic_dir: Path) -> None:
+# fp32 reproduces the original (identical labels on the shared cases); bf16 rounds, and agrees at >= 0.99.
+# 628_1 is the most sensitive case: a small, uncertain tumour core whose labels follow the normalisation.
+@pytest.mark.parametrize(("case_id", "precision", "bar"), [("Brats18_2013_11_1", "bf16", 0.99),
+                                                            ("Brats18_TCIA10_628_1", "fp32", 0.9999)])
+def test_labels_agree_with_the_original_implementation(case_id: str, precision: str, bar: float,
+                                                       brats2018_dir: Path, deepmedic_dir: Path) -> None:
     model = dm.load_captk_deepmedic(deepmedic_dir)
     case = io.read_case(brats2018_dir / case_id)
-    labels = dm.segment_case(case, model, precision="bf16")
+    labels = dm.segment_case(case, model, precision=precision)
     assert labels.dtype == np.uint8 and labels.shape == case.shape
     assert set(np.unique(labels)) <= {0, 1, 2, 3}
     ref, _, _ = io.read_labels(deepmedic_dir / "reference_predictions" / f"{case_id}_deepmedic.nii.gz",
                                scheme="brats2021", geometry=case.geometry)
     ours, theirs = lab.region_masks(labels), lab.region_masks(ref)
     for region in ("WT", "TC", "ET"):
-        assert _dice(ours[region], theirs[region]) >= 0.97, region
+        assert _dice(ours[region], theirs[region]) >= bar, region

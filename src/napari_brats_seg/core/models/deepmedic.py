@@ -19,8 +19,9 @@ Architecture (DeepMedic 0.8.x, as configured by CaPTk's ``modelConfig.txt``)
   ``varBnsForRollingAverage``) and dropout multiplies its input by the keep probability (0.7).
 
 Inference (:meth:`DeepMedic.predict_volume`) tiles the volume as DeepMedic's testing routine does:
-the image is padded by half the receptive field (8 voxels), segments of 45^3 inputs are taken at
-strides of 29 (the voxels one segment predicts), the last one along an axis shifted back to end at the
+the image is padded by half the receptive field (9 voxels for CaPTk's model, whose receptive field is
+19 with the first FC layer's 3x3x3 kernel), segments of 45^3 inputs are taken at strides of 27 (the
+voxels one segment predicts), the last one along an axis shifted back to end at the
 border, segments with no brain voxel are skipped, and later segments overwrite earlier ones where they
 overlap. The subsampled pathways' inputs are cut out of the image around each segment exactly as
 DeepMedic's ``get_subsampl_segment`` does (including its handling of the low image border), filled
@@ -56,6 +57,21 @@ CAPTK_ARCH: dict[str, Any] = {
     "fc_padding": "valid",
     "segment_size": 45,
 }
+
+
+def receptive_field(n_layers: int, fc_kernel: int = 3, fc_padding: str = "valid") -> int:
+    """Receptive field (voxels per axis) of a DeepMedic with ``n_layers`` 3x3x3 valid convolutions per
+    pathway and a first FC layer of ``fc_kernel`` (valid, or mirror-padded to keep the size)."""
+    return 1 + 2 * int(n_layers) + (int(fc_kernel) - 1 if fc_padding == "valid" else 0)
+
+
+def input_padding(arch: dict[str, Any]) -> int:
+    """Voxels DeepMedic adds to each side of the image before tiling *and before normalising*: half
+    the receptive field of the network that ``arch`` (constructor arguments) describes."""
+    rf = receptive_field(len(arch.get("fms_normal", CAPTK_ARCH["fms_normal"])),
+                         arch.get("fc_kernel", CAPTK_ARCH["fc_kernel"]),
+                         arch.get("fc_padding", CAPTK_ARCH["fc_padding"]))
+    return (rf - 1) // 2
 
 
 class _PreActConv(nn.Module):
@@ -150,7 +166,7 @@ class DeepMedic(nn.Module):
             raise ModelError(f"DeepMedic fc_padding must be 'valid' or 'mirror', not {fc_padding!r}")
         n_layers = len(fms_normal)
         self.rec_field = 1 + 2 * n_layers  # of the pathways: 3x3x3 valid convolutions
-        self.rec_field_net = self.rec_field + (fc_kernel - 1 if fc_padding == "valid" else 0)
+        self.rec_field_net = receptive_field(n_layers, fc_kernel, fc_padding)
         self.factors = [int(f) for f in subsample_factors]
         self.segment_size = int(segment_size)
         self.path_out_size = self.segment_size - self.rec_field + 1
@@ -321,20 +337,25 @@ def build_deepmedic(arch: dict[str, Any]) -> DeepMedic:
         raise ModelError(f"bad DeepMedic architecture arguments: {exc}") from exc
 
 
-# The loader and the tiling live in their own modules; re-exported here for one import point.
-from .deepmedic_captk import (  # noqa: E402
-    arch_from_config,
-    captk_spec,
-    is_captk_deepmedic_folder,
-    load_captk_deepmedic,
-    load_tf_variables,
-    segment_case,
-)
+# The loader and the tiling live in their own modules; re-exported here for one import point. The
+# CaPTk loader imports this module, so its names are looked up on first use (PEP 562), which lets
+# either module be imported first.
 from .deepmedic_tiling import corner_background, plan_tiles, subsampled_segment  # noqa: E402
 from .tf_checkpoint import read_checkpoint  # noqa: E402
+
+_CAPTK_NAMES = ("arch_from_config", "captk_spec", "is_captk_deepmedic_folder", "load_captk_deepmedic",
+                "load_tf_variables", "segment_case")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CAPTK_NAMES:
+        from . import deepmedic_captk
+
+        return getattr(deepmedic_captk, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CAPTK_ARCH", "DeepMedic", "build_deepmedic", "load_captk_deepmedic", "segment_case", "captk_spec",
     "arch_from_config", "load_tf_variables", "is_captk_deepmedic_folder", "plan_tiles",
-    "subsampled_segment", "corner_background", "read_checkpoint",
+    "subsampled_segment", "corner_background", "read_checkpoint", "receptive_field", "input_padding",
 ]

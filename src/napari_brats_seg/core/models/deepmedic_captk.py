@@ -17,7 +17,7 @@ import torch
 
 from ..errors import ModelError
 from ..progress import CancelToken, ProgressCallback
-from .deepmedic import CAPTK_ARCH, DeepMedic, build_deepmedic
+from .deepmedic import CAPTK_ARCH, DeepMedic, build_deepmedic, input_padding
 from .spec import LoadedModel, ModelSpec
 from .tf_checkpoint import read_checkpoint
 
@@ -136,17 +136,23 @@ def arch_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def captk_spec(arch: dict[str, Any] | None = None, name: str = "captk-deepmedic") -> ModelSpec:
-    """The :class:`ModelSpec` of CaPTk's DeepMedic brain-tumour model."""
+    """The :class:`ModelSpec` of CaPTk's DeepMedic brain-tumour model.
+
+    Its normalisation statistics are those of the image mirror-padded by half the receptive field
+    (``pad``), because DeepMedic 0.8 pads the image and its brain mask before it normalises
+    (:func:`~napari_brats_seg.core.preprocess.deepmedic_normalize`).
+    """
+    arch = dict(arch or CAPTK_ARCH)
     return ModelSpec(
         name=name,
         family="deepmedic",
-        arch=dict(arch or CAPTK_ARCH),
+        arch=arch,
         channels=("t1", "t1ce", "t2", "flair"),
         orientation="LPS",
         output="labels",
         classes=(0, 1, 2, -1, 3),
         label_scheme="brats2021",
-        normalization={"kind": "deepmedic"},
+        normalization={"kind": "deepmedic", "pad": input_padding(arch)},
         dims=3,
         patch_size=None,
         spacing=(1.0, 1.0, 1.0),

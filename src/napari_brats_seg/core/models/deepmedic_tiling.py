@@ -24,7 +24,7 @@ def plan_tiles(img: np.ndarray, rec_field: int, segment: int) -> dict[str, Any]:
     """Pad a ``(C, a0, a1, a2)`` image and list DeepMedic's inference tiles.
 
     The image is extended by ``(rec_field - 1) // 2`` voxels per side (more on the high side when it
-    is smaller than a segment) with each channel's background value (the mean of its 8 corners);
+    is smaller than a segment) by mirroring (numpy's ``"reflect"``, as DeepMedic 0.8 pads);
     tiles are the lower corners of ``segment^3`` inputs at strides of ``segment - rec_field + 1``, the
     last one along each axis shifted back to end at the border; tiles whose output holds no brain voxel
     (any channel different from its background) are left out. ``has_brain(lo, size)`` tells whether a
@@ -39,7 +39,7 @@ def plan_tiles(img: np.ndarray, rec_field: int, segment: int) -> dict[str, Any]:
         pads.append((lo, hi + extra))
     padded = np.empty((img.shape[0],) + tuple(n + a + b for n, (a, b) in zip(img.shape[1:], pads)), np.float32)
     for c in range(img.shape[0]):
-        padded[c] = np.pad(img[c], pads, mode="constant", constant_values=float(bg[c]))
+        padded[c] = np.pad(img[c], pads, mode="reflect")
     brain = np.any(padded != bg[:, None, None, None], axis=0)
     stride = segment - rec_field + 1
     starts = []
