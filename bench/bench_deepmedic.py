@@ -10,8 +10,9 @@ warm-up included; by default the 12 shared BraTS 2018 cases): per case the full 
 brain mask -> CaPTk normalisation -> crop -> :meth:`DeepMedic.predict_volume` (the original's tile
 grid) -> labels, timed wall-clock and as process CPU time (``time.process_time``, both threads; on a
 shared machine the wall time includes waiting for the CPU). Each case runs in fp32 and in bf16
-(autocast, channels-last 3D convolutions, AMX on this CPU); agreement with the original's predictions (Dice per
-region) is printed next to the times so that a speed-up never hides a loss of agreement.
+(autocast, channels-last 3D convolutions; AVX-512 BF16 on this CPU, which has no AMX); agreement with
+the original's predictions (Dice per region) is printed next to the times so that a speed-up never
+hides a loss of agreement.
 
     python3 bench/bench_deepmedic.py [--cases ID ...] [--precisions bf16 fp32] [--threads 2]
 """

@@ -7,11 +7,15 @@ Same SegResNet (the bundle's configuration, seeded random weights), same real ca
   ``sliding_window_inference`` with ``roi_size=(240, 240, 160)``, ``overlap=0.5``, ``sw_batch_size=1``,
   fp32; sigmoid, threshold 0.5, the bundle's label merge.
 - **ours**: ``read_case`` + ``predict`` (the model's normalisation, one whole-volume pass), on the
-  whole volume (``crop=False``) and on the brain's bounding box (the default), each in fp32 and in
-  bf16 autocast + channels-last 3D.
+  whole volume (``crop=False``, what a bundle runs by default) and on the brain's bounding box
+  (``crop=True``), each in fp32 and in bf16 autocast + channels-last 3D.
 
 Each pipeline runs in its own fresh process, so its peak resident memory (``ru_maxrss``) is its own;
-the time is wall-clock from file reading to the label map (writing excluded).
+the time is wall-clock from file reading to the label map (writing excluded; the reference's includes
+the bundle's post-processing: sigmoid, threshold 0.5, label merge). Each process runs its pipeline twice
+on the case: the **first** run carries the one-off costs (first use of every convolution kernel, first
+touch of fresh memory), the **second** is what every further case of a cohort or of a napari session
+costs.
 
 Random weights give meaningless, often degenerate labels. To measure agreement on non-trivial labels,
 a per-channel bias is added to the network's last convolution (which adds it to the logits): chosen on
@@ -80,7 +84,7 @@ def _files(case: Path, channels: tuple[str, ...]) -> list[str]:
     return [str(next(case.glob(f"*_{c}.nii.gz"))) for c in channels]
 
 
-def worker_reference(case: Path, seed: int, out: Path, checkpoint: Path | None = None) -> dict:
+def worker_reference(case: Path, seed: int, out: Path, checkpoint: Path | None = None, repeat: int = 2) -> dict:
     """The bundle's pipeline; saves its raw logits (file voxel order) for the bias and the labels."""
     import torch
     from monai.inferers import sliding_window_inference
@@ -88,17 +92,24 @@ def worker_reference(case: Path, seed: int, out: Path, checkpoint: Path | None =
 
     spec, wrapped = _network(seed, None, checkpoint)
     net = wrapped.net  # the plain MONAI SegResNet, as the bundle runs it
-    t0 = time.perf_counter()
     pre = Compose([LoadImaged(keys="image", image_only=True), EnsureChannelFirstd(keys="image"),
                    NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True)])
-    data = pre({"image": _files(case, spec.channels)})
-    with torch.inference_mode():
-        logits = sliding_window_inference(data["image"].as_tensor()[None].float(), roi_size=(240, 240, 160),
-                                          sw_batch_size=1, predictor=net, overlap=0.5)
-    logits = logits[0].numpy()
-    seconds = time.perf_counter() - t0
-    np.save(out, logits)
-    return {"seconds": seconds}
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        data = pre({"image": _files(case, spec.channels)})
+        with torch.inference_mode():
+            logits = sliding_window_inference(data["image"].as_tensor()[None].float(), roi_size=(240, 240, 160),
+                                              sw_batch_size=1, predictor=net, overlap=0.5)[0]
+            # the bundle's post-processing: Activationsd(sigmoid), AsDiscreted(threshold 0.5), the label merge
+            # (its Invertd undoes nothing spatial after these transforms; SaveImaged is left out as our
+            # writing is)
+            x = torch.sigmoid(logits) > 0.5
+            labels = torch.where(x[[2]], 4, torch.where(x[[0]], 1, torch.where(x[[1]], 2, 0)))
+        times.append(time.perf_counter() - t0)
+    del labels
+    np.save(out, logits.numpy())
+    return {"seconds": times[0], "warm": times[-1]}
 
 
 def reference_labels(logits: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -108,19 +119,21 @@ def reference_labels(logits: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 
 def worker_ours(case: Path, seed: int, bias: list[float] | None, precision: str, crop: bool, out: Path,
-                checkpoint: Path | None = None) -> dict:
+                checkpoint: Path | None = None, repeat: int = 2) -> dict:
     from napari_brats_seg.core.inference import predict
     from napari_brats_seg.core.io import read_case
     from napari_brats_seg.core.models.spec import LoadedModel
 
     spec, net = _network(seed, bias, checkpoint)
     model = LoadedModel(spec, net)
-    t0 = time.perf_counter()
-    c = read_case(case)
-    seg = predict(c, model, device="cpu", precision=precision, crop=crop)
-    seconds = time.perf_counter() - t0
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        c = read_case(case)
+        seg = predict(c, model, device="cpu", precision=precision, crop=crop)
+        times.append(time.perf_counter() - t0)
     np.save(out, seg.labels)
-    return {"seconds": seconds, "dtype": seg.info["dtype"], "mode": seg.info["mode"],
+    return {"seconds": times[0], "warm": times[-1], "dtype": seg.info["dtype"], "mode": seg.info["mode"],
             "crop": seg.info["crop"]}
 
 
@@ -225,21 +238,24 @@ def main() -> int:
     vols = {r: int(m.sum()) for r, m in region_masks(ref_internal).items()}
     print(f"reference label voxels: {vols}; bias {np.round(bias, 3).tolist()}")
     print()
-    print("| pipeline | time per case (s) | peak RSS (MB) | speed-up | Dice vs reference WT / TC / ET | "
-          "Dice vs our fp32 of the same crop WT / TC / ET |")
-    print("|---|---:|---:|---:|---|---|")
+    print("| pipeline | first run (s) | second run (s) | peak RSS (MB) | speed-up first / second | "
+          "Dice vs reference WT / TC / ET | Dice vs our fp32 of the same crop WT / TC / ET |")
+    print("|---|---:|---:|---:|---:|---|---|")
     for name, r in rows.items():
         key = r.get("key")
         d = region_dice(labels[key], ref_internal) if key else None
         p = region_dice(labels[key], labels[(key[0], "fp32")]) if key and key[1] != "fp32" else None
         fmt = (lambda x: " / ".join(f"{x[k]:.4f}" for k in ("WT", "TC", "ET")) if x else "-")
-        print(f"| {name} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | {ref['seconds'] / r['seconds']:.2f}x | "
-              f"{fmt(d)} | {fmt(p)} |")
-    fast = rows[[n for n, r in rows.items() if r.get("key") == (True, "bf16")][0]]
-    agree = region_dice(labels[(True, "bf16")], ref_internal)
-    ok = min(agree.values()) >= 0.99 and ref["seconds"] / fast["seconds"] >= 3
-    print(f"\ntarget (brain crop + bf16 >= 3x faster at >= 0.99 Dice per region vs the reference): "
-          f"{'met' if ok else 'NOT met'}")
+        print(f"| {name} | {r['seconds']:.1f} | {r['warm']:.1f} | {r['peak_rss_mb']:.0f} | "
+              f"{ref['seconds'] / r['seconds']:.2f}x / {ref['warm'] / r['warm']:.2f}x | {fmt(d)} | {fmt(p)} |")
+    for crop, what in ((False, "whole volume + bf16 (what `segment` runs for a bundle)"),
+                       (True, "brain crop + bf16")):
+        fast = rows[[n for n, r in rows.items() if r.get("key") == (crop, "bf16")][0]]
+        agree = min(region_dice(labels[(crop, "bf16")], ref_internal).values())
+        ratio = min(ref["seconds"] / fast["seconds"], ref["warm"] / fast["warm"])
+        ok = agree >= 0.99 and ratio >= 3
+        print(f"target (>= 3x faster at >= 0.99 Dice per region vs the reference), {what}: "
+              f"{'met' if ok else 'NOT met'} (speed-up {ratio:.2f}x, lowest Dice {agree:.4f})")
     return 0
 
 
