@@ -15,6 +15,7 @@ from typing import Sequence
 
 from . import __version__
 from .core.errors import BratsSegError
+from .core.memory import keep_freed_memory
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS = ("info", "score", "synth", "segment", "models", "train", "evaluate", "view")
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    keep_freed_memory()  # whole-volume arrays reuse the process's pages (core.memory)
     try:
         return int(args.func(args) or 0)
     except BratsSegError as exc:

@@ -51,6 +51,7 @@ from . import preprocess as pp
 from .case import Case, canonical_modality
 from .device import Precision, choose_precision, empty_cache, is_out_of_memory, resolve_device, run_context
 from .errors import BratsSegError, InferenceError, ModelError
+from .memory import keep_freed_memory
 from .models.spec import LoadedModel, ModelSpec
 from .postprocess import check_options, clean_labels, labels_from_softmax, merge_regions, region_probabilities
 from .progress import CancelToken, ProgressCallback, check, report
@@ -370,6 +371,7 @@ def _predict_native(case: Case, model: LoadedModel, *, device: str | torch.devic
                     precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool | None = None) -> Segmentation:
     """:func:`predict` on the case's own grid (the model's spacing is taken to match it)."""
     t0 = time.perf_counter()
+    keep_freed_memory()
     spec = model.spec
     if crop is None:
         crop = spec.crop

@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QHBo
                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from ...core.errors import InferenceError
+from ...core.memory import keep_freed_memory
 from ..layers import LayerSource, case_from_layers, case_ids, labels_layer_data, source_of, world_placement
 from ..worker import Task, start_task
 
@@ -38,6 +39,7 @@ class SegmentWidget(QWidget):
 
     def __init__(self, napari_viewer: Any) -> None:
         super().__init__()
+        keep_freed_memory()  # before the first worker thread exists (core.memory)
         self.viewer = napari_viewer
         self.task: Task | None = None
         self.last_layer: Any = None

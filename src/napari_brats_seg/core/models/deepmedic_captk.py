@@ -232,7 +232,9 @@ def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback
         Internal classes (uint8, the case's ``(z, y, x)`` grid).
     """
     from .. import preprocess as pp
+    from ..memory import keep_freed_memory
 
+    keep_freed_memory()  # as predict() does
     spec, net = model.spec, model.network
     images = case.stack(spec.channels)
     mask = pp.brain_mask(images)
