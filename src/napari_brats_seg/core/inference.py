@@ -170,7 +170,7 @@ class _Runner:
             raise InferenceError(f"network mapped input {tuple(x.shape)} to {tuple(out.shape)}; "
                                  "it must keep the batch and spatial sizes")
         self.units += 1
-        return out.float().cpu().contiguous()
+        return out.to("cpu").to(torch.float32, memory_format=torch.contiguous_format)  # one copy, not two
 
 
 def _pass_3d(run: _Runner, x: np.ndarray, window: tuple[int, ...], overlap: float, tag: str) -> np.ndarray:
@@ -298,7 +298,7 @@ def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple
             s1 = reg if s1 is None else s1 + reg
             s2 = reg ** 2 if s2 is None else s2 + reg ** 2
     assert mean is not None
-    return mean / len(flips), s1, s2
+    return (mean if len(flips) == 1 else mean / len(flips)), s1, s2
 
 
 def _shrink(window: tuple[int, ...], k: int) -> Optional[tuple[int, ...]]:
@@ -391,6 +391,9 @@ def _predict_native(case: Case, model: LoadedModel, *, device: str | torch.devic
     bg = [float(c[outside][0]) if outside.any() else 0.0 for c in normed]
     box = pp.bounding_box(mask, BRAIN_MARGIN) if crop else tuple(slice(0, n) for n in mask.shape)
     x = pp.to_model_axes(pp.crop(normed, box), spec.orientation)
+    # Free the whole-case copies before the network runs: its feature maps then reuse their pages
+    # (core.memory), which spares page faults on the first case of a process.
+    del images, normed, outside
     crop_shape = x.shape[1:]
     k = max(int(spec.divisible_by or 1), 1)
     self_tiling = hasattr(net, "predict_volume")
@@ -410,6 +413,7 @@ def _predict_native(case: Case, model: LoadedModel, *, device: str | torch.devic
             padded[c].fill(bg[c])
         padded[(slice(None),) + inner] = x
         x = padded
+        del padded
     # where the padded input lies in the whole image, in model axes (for self-tiling networks)
     placed = np.zeros(case.shape, np.uint8)
     placed[box] = 1
