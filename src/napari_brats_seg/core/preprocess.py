@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any, Mapping
 
 import numpy as np
@@ -155,7 +157,8 @@ def normalize(images: np.ndarray, spec: Mapping[str, Any], mask: np.ndarray | No
         Channels first.
     spec
         ``{"kind": "zscore_brain" | "deepmedic" | "nonzero_channelwise" | "none"}``; any other keys
-        are passed to the normaliser as keyword arguments (``{"kind": "deepmedic", "pad": 8}``).
+        are passed to the normaliser as keyword arguments (``{"kind": "deepmedic", "pad": 9}``); a key it
+        does not take is a ``ValueError``.
     mask
         Brain mask; computed with :func:`brain_mask` when None.
     """
@@ -165,8 +168,9 @@ def normalize(images: np.ndarray, spec: Mapping[str, Any], mask: np.ndarray | No
     if kind not in NORMALIZERS:
         raise ValueError(f"unknown normalisation {kind!r}; known: {', '.join(NORMALIZERS)}, none")
     m = brain_mask(images) if mask is None else mask
+    fn = NORMALIZERS[kind]
     params = {k: v for k, v in spec.items() if k != "kind"}
-    try:
-        return np.stack([NORMALIZERS[kind](c, m, **params) for c in images]).astype(np.float32, copy=False)
-    except TypeError as exc:
-        raise ValueError(f"normalisation {kind!r} does not take {sorted(params)}: {exc}") from None
+    unknown = sorted(set(params) - set(inspect.signature(fn).parameters) - {"channel", "mask"})
+    if unknown:
+        raise ValueError(f"normalisation {kind!r} does not take {unknown}")
+    return np.stack([fn(c, m, **params) for c in images]).astype(np.float32, copy=False)
