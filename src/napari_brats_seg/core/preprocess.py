@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import inspect
-
 from typing import Any, Mapping
 
 import numpy as np
