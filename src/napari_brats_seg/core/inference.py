@@ -413,7 +413,6 @@ def _predict_native(case: Case, model: LoadedModel, *, device: str | torch.devic
             padded[c].fill(bg[c])
         padded[(slice(None),) + inner] = x
         x = padded
-        del padded
     # where the padded input lies in the whole image, in model axes (for self-tiling networks)
     placed = np.zeros(case.shape, np.uint8)
     placed[box] = 1
