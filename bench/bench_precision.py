@@ -82,7 +82,8 @@ def main() -> int:
     print("| precision | time per case (s) | peak RSS (MB) | speed-up | Dice vs fp32 WT / TC / ET |"
           + (" Dice vs reference WT / TC / ET |" if ref is not None else ""))
     print("|---|---:|---:|---:|---|" + ("---|" if ref is not None else ""))
-    fmt = (lambda d: " / ".join(f"{d[r]:.4f}" for r in ("WT", "TC", "ET")))
+    def fmt(d):
+        return (" / ".join(f"{d[r]:.4f}" for r in ("WT", "TC", "ET")))
     for p, r in rows.items():
         line = (f"| {r['dtype']} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} | "
                 f"{rows['fp32']['seconds'] / r['seconds']:.2f}x | {fmt(region_dice(labels[p], labels['fp32']))} |")

@@ -64,9 +64,9 @@ def _network(seed: int, bias: list[float] | None, checkpoint: Path | None = None
     from napari_brats_seg.core.models.unet3d import segresnet_spec
 
     if checkpoint is not None:
-        from napari_brats_seg.core.models.checkpoint import load_checkpoint
-
         import dataclasses
+
+        from napari_brats_seg.core.models.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(checkpoint)
         # inferred as the bundle does it, whatever patch size it was trained on: one 240x240x160 window
@@ -257,7 +257,8 @@ def main() -> int:
         key = r.get("key")
         d = region_dice(labels[key], ref_internal) if key else None
         p = region_dice(labels[key], labels[(key[0], "fp32")]) if key and key[1] != "fp32" else None
-        fmt = (lambda x: " / ".join(f"{x[k]:.4f}" for k in ("WT", "TC", "ET")) if x else "-")
+        def fmt(x):
+            return (" / ".join(f"{x[k]:.4f}" for k in ("WT", "TC", "ET")) if x else "-")
         print(f"| {name} | {r['seconds']:.1f} | {r['warm']:.1f} | {r['peak_rss_mb']:.0f} | "
               f"{ref['seconds'] / r['seconds']:.2f}x / {ref['warm'] / r['warm']:.2f}x | "
               f"{ref_tuned['seconds'] / r['seconds']:.2f}x / {ref_tuned['warm'] / r['warm']:.2f}x | "

@@ -104,7 +104,7 @@ def test_one_case_one_file_never_overwritten_silently(cohort, checkpoint, tmp_pa
         side = tmp_path / f"{name}.nii.gz"
         _same_grid(side, case / f"{CASES[0]}_t1.nii.gz")
         data = np.asarray(nib.load(str(side)).dataobj)
-        assert data.dtype == np.float32 and 0 <= data.min() and data.max() <= 1
+        assert data.dtype == np.float32 and data.min() >= 0 and data.max() <= 1
 
 
 def test_a_failing_case_is_reported_and_the_others_go_on(cohort, checkpoint, tmp_path, capsys):

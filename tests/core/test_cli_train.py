@@ -42,7 +42,7 @@ def test_train_then_evaluate_heldout_at_reduced_resolution(cases: Path, tmp_path
     assert rc == 0
     printed = capsys.readouterr().out
     assert held[0] in printed and "mean" in printed
-    rows = list(csv.DictReader(open(table)))
+    rows = list(csv.DictReader(table.open()))
     assert [(r["case"], r["region"]) for r in rows] == [(held[0], r) for r in ("WT", "TC", "ET")] + \
         [("mean", r) for r in ("WT", "TC", "ET")]
     assert all(0.0 <= float(r["dice"]) <= 1.0 for r in rows)

@@ -17,8 +17,8 @@ import torch
 from _crop import tumour_window
 from nibabel import orientations as nio
 
-from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core import device as device_mod
+from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core.device import choose_precision, resolve_device
 from napari_brats_seg.core.errors import Cancelled, InferenceError, ModelError
 from napari_brats_seg.core.inference import SLICE_BATCH, Segmentation, plan_windows, predict
@@ -154,13 +154,13 @@ def test_tta_regions_probabilities_and_uncertainty(crop_case):
     p = seg.probabilities
     for r in ("WT", "TC", "ET"):
         assert p[r].shape == crop_case.shape and p[r].dtype == np.float32
-        assert 0 <= p[r].min() and p[r].max() <= 1
+        assert p[r].min() >= 0 and p[r].max() <= 1
     assert np.all(p["WT"] >= p["TC"]) and np.all(p["TC"] >= p["ET"])  # hierarchy kept
     masks = lab.region_masks(seg.labels)
     np.testing.assert_array_equal(masks["ET"], p["ET"] > 0.5)
     np.testing.assert_array_equal(masks["WT"], p["WT"] > 0.5)
     assert seg.uncertainty is not None and seg.uncertainty.shape == crop_case.shape
-    assert 0 <= seg.uncertainty.min() and seg.uncertainty.max() <= 0.5
+    assert seg.uncertainty.min() >= 0 and seg.uncertainty.max() <= 0.5
     assert seg.uncertainty.max() > 0  # flips of a random network disagree somewhere
 
 

@@ -16,15 +16,26 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from monai.metrics import (compute_confusion_matrix_metric, compute_dice, compute_hausdorff_distance,
-                           compute_iou, get_confusion_matrix)
+from monai.metrics import (
+    compute_confusion_matrix_metric,
+    compute_dice,
+    compute_hausdorff_distance,
+    compute_iou,
+    get_confusion_matrix,
+)
 from scipy import ndimage
 
 from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core.errors import CaseError, LabelSchemeError
 from napari_brats_seg.core.io import read_labels
-from napari_brats_seg.core.metrics import (HD95_MAX_MM, METRIC_KEYS, binary_metrics, compute_metrics,
-                                           hausdorff95, surface_distances)
+from napari_brats_seg.core.metrics import (
+    HD95_MAX_MM,
+    METRIC_KEYS,
+    binary_metrics,
+    compute_metrics,
+    hausdorff95,
+    surface_distances,
+)
 
 
 def _mask(shape, *points):
@@ -111,7 +122,7 @@ def test_empty_mask_policy(which):
 
 
 def test_hd95_max_is_the_brats_diagonal():
-    assert HD95_MAX_MM == pytest.approx(math.sqrt(240**2 + 240**2 + 155**2), abs=0.01)
+    assert pytest.approx(math.sqrt(240**2 + 240**2 + 155**2), abs=0.01) == HD95_MAX_MM
 
 
 def test_compute_metrics_layout_and_labels():

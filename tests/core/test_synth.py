@@ -9,9 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from napari_brats_seg.core import io
+from napari_brats_seg.core import io, synth
 from napari_brats_seg.core import labels as lab
-from napari_brats_seg.core import synth
 from napari_brats_seg.core.case import MODALITIES
 from napari_brats_seg.core.errors import CaseError, OutputExistsError
 

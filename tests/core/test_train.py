@@ -36,9 +36,9 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(data: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(data=[str(data)], output=str(out), family="unet3d", arch=TINY_UNET, patch=(24, 24, 24),
-                epochs=3, iters_per_epoch=4, batch_size=2, lr=1e-2, val_fraction=0.25, affine_prob=0.0,
-                seed=0, threads=1)
+    base = {"data": [str(data)], "output": str(out), "family": "unet3d", "arch": TINY_UNET, "patch": (24, 24, 24),
+                "epochs": 3, "iters_per_epoch": 4, "batch_size": 2, "lr": 1e-2, "val_fraction": 0.25, "affine_prob": 0.0,
+                "seed": 0, "threads": 1}
     base.update(kw)
     return TrainConfig(**base)
 
@@ -54,7 +54,7 @@ def trained(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 def test_short_run_lowers_loss_and_writes_loadable_checkpoint(trained: tuple[Path, list]) -> None:
     path, calls = trained
     assert calls[-1] == (24, 24) and [c[0] for c in calls] == list(range(1, 25))
-    rows = list(csv.DictReader(open(path.with_name("tiny.log.csv"))))
+    rows = list(csv.DictReader(path.with_name("tiny.log.csv").open()))
     losses = [float(r["train_loss"]) for r in rows]
     assert len(rows) == 6
     assert min(losses[-2:]) < losses[0]
@@ -78,7 +78,7 @@ def test_resume_continues_epochs_and_optimiser(trained: tuple[Path, list], synth
     for suffix in (".safetensors", ".train.safetensors", ".log.csv"):
         shutil.copy(src.with_name("tiny" + suffix), tmp_path / ("tiny" + suffix))
     train(_config(synth_dir, out, epochs=8, resume=str(out)))
-    rows = list(csv.DictReader(open(tmp_path / "tiny.log.csv")))
+    rows = list(csv.DictReader((tmp_path / "tiny.log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
     from safetensors import safe_open
 

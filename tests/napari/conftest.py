@@ -6,10 +6,9 @@ Run under a real X server: ``xvfb-run -a -s "-screen 0 1600x1200x24" python3 -m 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import pytest
 
 PLUGIN = "napari-brats-seg"
@@ -115,5 +114,5 @@ def _slow_class():
     return Slow
 
 
-def _Slow(inner, delay_s):  # noqa: N802 - factory standing in for the class (torch imported lazily)
+def _Slow(inner, delay_s):
     return _slow_class()(inner, delay_s)

@@ -26,7 +26,8 @@ def test_manifest_validates_and_imports() -> None:
     mf.validate_imports()  # every python_name resolves
     assert {w.display_name for w in mf.contributions.widgets} == {"Load", "Segment", "Correct", "Score",
                                                                   "Save", "3D"}
-    out = subprocess.run(["npe2", "validate", PLUGIN], capture_output=True, text=True)
+    # npe2 through this interpreter: CI does not activate the venv, so "npe2" is not on PATH
+    out = subprocess.run([sys.executable, "-m", "npe2", "validate", PLUGIN], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -80,8 +81,8 @@ def test_real_case_opens_and_gt_round_trips(make_napari_viewer, real_case_dir: P
     np.testing.assert_array_equal(np.asanyarray(dst.dataobj), np.asanyarray(src.dataobj))
     np.testing.assert_array_equal(dst.affine, src.affine)
     # The writer never writes over an input of the case.
-    from napari_brats_seg.core.errors import OutputExistsError
     from napari_brats_seg._napari.writer import write_labels_layer
+    from napari_brats_seg.core.errors import OutputExistsError
 
     with pytest.raises(OutputExistsError):
         write_labels_layer(str(real_case_dir / "Brats18_2013_11_1_seg.nii.gz"), gt.data,

@@ -11,7 +11,7 @@ from napari.layers import Labels
 from qtpy.QtCore import Qt
 
 from napari_brats_seg._napari import edits
-from napari_brats_seg._napari.layers import labels_layer_data, LayerSource
+from napari_brats_seg._napari.layers import LayerSource, labels_layer_data
 
 PLUGIN = "napari-brats-seg"
 

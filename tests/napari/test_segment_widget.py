@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Labels
-from qtpy.QtCore import QTimer, Qt
+from qtpy.QtCore import Qt, QTimer
 
 from napari_brats_seg._napari.layers import case_layer_data, source_of
 from napari_brats_seg._napari.widgets._qt import add_layer_data
@@ -64,7 +64,7 @@ def test_run_adds_new_named_labels_layer_and_gui_stays_live(make_napari_viewer, 
     assert 3 not in np.unique(widget.last_layer.data)
     unc = viewer.layers[-1]
     assert source_of(unc).role == "uncertainty" and unc.data.shape == tiny_case.shape
-    assert 0.0 <= float(unc.data.min()) and float(unc.data.max()) <= 0.5
+    assert float(unc.data.min()) >= 0.0 and float(unc.data.max()) <= 0.5
 
 
 def test_cancel_stops_within_a_window_and_re_enables(make_napari_viewer, qtbot, tiny_case, tiny_model,

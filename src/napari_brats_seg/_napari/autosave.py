@@ -180,7 +180,7 @@ class AutosaveManager:
         Debounce delay between the last edit and the save.
     """
 
-    _instances: "weakref.WeakKeyDictionary[Any, AutosaveManager]" = weakref.WeakKeyDictionary()
+    _instances: weakref.WeakKeyDictionary[Any, AutosaveManager] = weakref.WeakKeyDictionary()
 
     def __init__(self, viewer: Any, delay_ms: int = DEFAULT_DELAY_MS) -> None:
         self.viewer = viewer
@@ -197,7 +197,7 @@ class AutosaveManager:
             self._watch(layer)
 
     @classmethod
-    def for_viewer(cls, viewer: Any) -> "AutosaveManager":
+    def for_viewer(cls, viewer: Any) -> AutosaveManager:
         """The viewer's manager, created on first use."""
         viewer = getattr(viewer, "__wrapped__", viewer)  # one manager per viewer, proxies or not
         mgr = cls._instances.get(viewer)

@@ -14,9 +14,10 @@ Labels layers hold **internal classes** (0 background, 1 necrotic, 2 edema, 3 en
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -74,7 +75,7 @@ class LayerSource:
         return paths
 
     @classmethod
-    def of_case(cls, case: Case, role: str = "image", **kw: Any) -> "LayerSource":
+    def of_case(cls, case: Case, role: str = "image", **kw: Any) -> LayerSource:
         """The source record of a case's layers."""
         scheme = case.gt_scheme.name if case.gt_scheme is not None else _default_scheme(case.layout)
         base = cls(case.case_id, case.geometry, role, case.layout, None, scheme,

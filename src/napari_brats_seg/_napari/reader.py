@@ -13,8 +13,9 @@ nothing here imports torch.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -23,7 +24,7 @@ from ..core import labels as lab
 from ..core.case import MODALITY_NAMES
 from ..core.errors import BratsSegError
 from ..core.io import classify_file, find_case_files, is_nifti_name, load_nifti, read_case, read_labels
-from .layers import LayerSource, case_layer_data, labels_layer_data, robust_limits, world_placement, META_KEY
+from .layers import META_KEY, LayerSource, case_layer_data, labels_layer_data, robust_limits, world_placement
 
 LayerData = tuple[Any, dict, str]
 ReaderFunction = Callable[[Any], list[LayerData]]

@@ -17,7 +17,8 @@ Nothing in the worker thread touches Qt widgets or layers.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from napari.qt.threading import create_worker
 from napari.utils import progress
@@ -28,7 +29,7 @@ from ..core.errors import BratsSegError, Cancelled
 from ..core.progress import CancelToken
 
 #: Tasks still running, kept alive until their ``done`` signal.
-_RUNNING: set["Task"] = set()
+_RUNNING: set[Task] = set()
 
 
 class Task(QObject):
@@ -80,11 +81,11 @@ class Task(QObject):
             return self._fn(on_progress=self._emit_progress, cancel=self.token)
         except BratsSegError:
             raise
-        except Exception as exc:  # noqa: BLE001 - wrapped so that no bare RuntimeError crosses threads
+        except Exception as exc:
             raise self._wrap(f"{type(exc).__name__}: {exc}") from exc
 
     # -- GUI thread ------------------------------------------------------------------------
-    def start(self) -> "Task":
+    def start(self) -> Task:
         """Start the work in napari's thread pool; returns self."""
         if self._show_progress:
             self._pbar = progress(total=0, desc=self.description)

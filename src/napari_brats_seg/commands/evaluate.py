@@ -34,10 +34,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..core.errors import BratsSegError, CaseError
+    from ..core.inference import predict
     from ..core.io import find_cases, read_case, strip_nifti_suffix
     from ..core.metrics import compute_metrics
     from ..core.models.registry import load_model
-    from ..core.inference import predict
 
     model = load_model(args.model, device="cpu")
     wanted = set(args.cases)

@@ -18,8 +18,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 #: The model used without ``--model`` once it is shipped (``weights/<name>.safetensors``).
 DEFAULT_MODEL = "unet3d-default"
@@ -210,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
               f"{len(todo)} case(s) to segment, {len(skipped)} already done")
         post = {"et_min_voxels": args.et_min_voxels, "min_component_voxels": args.min_component_voxels,
                 "keep_hierarchy": not args.no_hierarchy}
-        for i, (case_path, out, extra) in enumerate(todo, 1):
+        for i, (case_path, out, _extra) in enumerate(todo, 1):
             bar = _Bar(err, f"{tag}{i}/{len(todo)} {case_path.name}", not args.quiet)
             t0 = time.perf_counter()
             try:

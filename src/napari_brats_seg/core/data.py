@@ -13,9 +13,10 @@ transforms (flips, intensity scale and shift, a small affine) built by :func:`au
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ class Sample:
     case_id: str
     image: np.ndarray
     label: np.ndarray
-    label_full: Optional[np.ndarray] = field(default=None, repr=False)
+    label_full: np.ndarray | None = field(default=None, repr=False)
     full_shape: tuple[int, ...] = ()
     source: str = ""
 
@@ -120,9 +121,9 @@ def prepare_case(case: Any, *, channels: Sequence[str], orientation: str, normal
 
 
 def load_samples(sources: Iterable[str | Path], *, channels: Sequence[str] = ("t1", "t1ce", "t2", "flair"),
-                 orientation: str = "LPS", normalization: Optional[dict] = None, factor: int = 1,
-                 keep_full_labels: bool = False, on_progress: Optional[ProgressCallback] = None,
-                 cancel: Optional[CancelToken] = None) -> tuple[list[Sample], list[Problem]]:
+                 orientation: str = "LPS", normalization: dict | None = None, factor: int = 1,
+                 keep_full_labels: bool = False, on_progress: ProgressCallback | None = None,
+                 cancel: CancelToken | None = None) -> tuple[list[Sample], list[Problem]]:
     """Read and prepare every case under ``sources``; report broken ones instead of failing.
 
     Parameters
@@ -224,7 +225,7 @@ def _cut(img: np.ndarray, lab: np.ndarray, lo: Sequence[int], patch: Sequence[in
     out_i = np.zeros((img.shape[0], *patch), np.float32)
     out_l = np.zeros(tuple(patch), np.uint8)
     src, dst = [], []
-    for a, (l, p, s) in enumerate(zip(lo, patch, shape)):
+    for _a, (l, p, s) in enumerate(zip(lo, patch, shape)):
         s0, s1 = max(l, 0), min(l + p, s)
         src.append(slice(s0, s1))
         dst.append(slice(s0 - l, s1 - l))

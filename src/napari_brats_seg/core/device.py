@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -103,9 +104,20 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         raise InferenceError(f"bad device {name!r}: {exc}") from None
 
 
+#: oneDNN ISA limits (``ONEDNN_MAX_CPU_ISA``) below which bf16 is emulated, not native.
+_ISA_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (x86 AMX-BF16 or AVX-512 BF16; Linux flags)."""
+    """True when the CPU computes bf16 natively (x86 AMX-BF16 or AVX-512 BF16; Linux flags).
+
+    An ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) limit below AVX-512 BF16 counts as no native
+    bf16, since oneDNN then emulates it: the way to try the AVX2-only code paths on a newer CPU.
+    """
+    limit = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    if limit in _ISA_WITHOUT_BF16:
+        return False
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:

@@ -41,7 +41,7 @@ class Geometry:
     header: nib.Nifti1Header = field(repr=False)
 
     @classmethod
-    def from_image(cls, img: nib.Nifti1Image) -> "Geometry":
+    def from_image(cls, img: nib.Nifti1Image) -> Geometry:
         """The geometry of a loaded NIfTI image (its first three axes)."""
         hdr = img.header.copy()
         return cls(tuple(int(s) for s in img.shape[:3]), np.asarray(img.affine, float), hdr)
@@ -106,7 +106,7 @@ class Geometry:
             raise ValueError(f"array of internal shape {np.shape(data)} does not fit file shape {self.shape}")
         return np.ascontiguousarray(out)
 
-    def agrees_with(self, other: "Geometry", atol: float = 1e-3) -> str | None:
+    def agrees_with(self, other: Geometry, atol: float = 1e-3) -> str | None:
         """None when both geometries describe the same voxel grid, else what differs, in words."""
         if self.shape != other.shape:
             return f"shape {other.shape} differs from {self.shape}"

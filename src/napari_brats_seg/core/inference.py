@@ -41,8 +41,9 @@ import itertools
 import math
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,8 +86,8 @@ class Segmentation:
     """
 
     labels: np.ndarray
-    probabilities: Optional[dict[str, np.ndarray]] = None
-    uncertainty: Optional[np.ndarray] = None
+    probabilities: dict[str, np.ndarray] | None = None
+    uncertainty: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -145,7 +146,7 @@ class _Runner:
     """Runs forward passes with progress, cancellation, precision and error wrapping."""
 
     def __init__(self, network: Any, device: torch.device, precision: Precision,
-                 on_progress: Optional[ProgressCallback], cancel: Optional[CancelToken]) -> None:
+                 on_progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
         self.network, self.device, self.precision = network, device, precision
         self.on_progress, self.cancel = on_progress, cancel
         self.done, self.total, self.units = 0, 0, 0
@@ -183,7 +184,7 @@ def _pass_3d(run: _Runner, x: np.ndarray, window: tuple[int, ...], overlap: floa
         run.step(f"{tag}whole volume")
         return out.numpy()
     imp = _gaussian(window)
-    acc: Optional[torch.Tensor] = None
+    acc: torch.Tensor | None = None
     weight = torch.zeros(shape, dtype=torch.float32)
     for i, sl in enumerate(slices):
         out = run.forward(xt[(slice(None), slice(None)) + sl].contiguous())[0]
@@ -201,7 +202,7 @@ def _pass_2d(run: _Runner, x: np.ndarray, axis: int, tag: str) -> np.ndarray:
     moved = np.moveaxis(x, axis + 1, 0)  # (n, C, h, w)
     n = moved.shape[0]
     outs = []
-    for b, start in enumerate(range(0, n, SLICE_BATCH)):
+    for _b, start in enumerate(range(0, n, SLICE_BATCH)):
         batch = torch.from_numpy(np.ascontiguousarray(moved[start:start + SLICE_BATCH]))
         outs.append(run.forward(batch).numpy())
         run.step(f"{tag}slices {start + 1}-{min(start + SLICE_BATCH, n)}/{n}")
@@ -210,7 +211,7 @@ def _pass_2d(run: _Runner, x: np.ndarray, axis: int, tag: str) -> np.ndarray:
 
 
 def _pass_volume(run: _Runner, x: np.ndarray, member: int, members: int, tag: str,
-                 place: Optional[dict[str, tuple[int, ...]]] = None) -> np.ndarray:
+                 place: dict[str, tuple[int, ...]] | None = None) -> np.ndarray:
     """Logits of a network that tiles itself (``predict_volume``); ``place`` gives ``origin`` and
     ``image_shape`` (where ``x`` lies in the whole image) to networks that accept them."""
 
@@ -245,7 +246,7 @@ def _slice_axis(orientation: str) -> int:
 
 
 def _placement(net: Any, origin: tuple[int, ...], image_shape: tuple[int, ...], size: tuple[int, ...],
-               flip: tuple[int, ...]) -> Optional[dict[str, tuple[int, ...]]]:
+               flip: tuple[int, ...]) -> dict[str, tuple[int, ...]] | None:
     """``origin``/``image_shape`` keywords for a ``predict_volume`` that takes them (flips mirrored)."""
     try:
         params = inspect.signature(net.predict_volume).parameters
@@ -259,8 +260,8 @@ def _placement(net: Any, origin: tuple[int, ...], image_shape: tuple[int, ...], 
 
 def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple[int, ...]],
                  window: tuple[int, ...], overlap: float, want_regions: bool, keep_hierarchy: bool,
-                 origin: tuple[int, ...] = (0, 0, 0), image_shape: Optional[tuple[int, ...]] = None
-                 ) -> tuple[np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]:
+                 origin: tuple[int, ...] = (0, 0, 0), image_shape: tuple[int, ...] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Mean probabilities over the flips, plus the sum and sum of squares of region probabilities."""
     self_tiling = hasattr(run.network, "predict_volume")
     shape = x.shape[1:]
@@ -273,7 +274,7 @@ def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple
     run.total, run.done = per_pass * len(flips), 0
     if not self_tiling:  # a self-tiling network announces its own total with its first report
         report(run.on_progress, 0, run.total, "starting")
-    mean: Optional[np.ndarray] = None
+    mean: np.ndarray | None = None
     s1 = s2 = None
     names = spec.classes if spec.output == "labels" else spec.regions
     for m, flip in enumerate(flips):
@@ -301,7 +302,7 @@ def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple
     return (mean if len(flips) == 1 else mean / len(flips)), s1, s2
 
 
-def _shrink(window: tuple[int, ...], k: int) -> Optional[tuple[int, ...]]:
+def _shrink(window: tuple[int, ...], k: int) -> tuple[int, ...] | None:
     new = tuple(max(_round_up(max(w // 2, 1), k), _round_up(MIN_WINDOW, k)) if w > MIN_WINDOW else w
                 for w in window)
     return new if new != window else None
@@ -309,7 +310,7 @@ def _shrink(window: tuple[int, ...], k: int) -> Optional[tuple[int, ...]]:
 
 def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "auto", tta: bool = False,
             probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
-            on_progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+            on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
             precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool | None = None) -> Segmentation:
     """Segment ``case`` with ``model`` (see the module docstring for every step).
 
@@ -357,8 +358,8 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     """
     from .resample import internal_spacing, needs_resampling, predict_resampled
 
-    kwargs = dict(device=device, tta=tta, probabilities=probabilities, postprocess=postprocess,
-                  on_progress=on_progress, cancel=cancel, precision=precision, overlap=overlap, crop=crop)
+    kwargs = {"device": device, "tta": tta, "probabilities": probabilities, "postprocess": postprocess,
+                  "on_progress": on_progress, "cancel": cancel, "precision": precision, "overlap": overlap, "crop": crop}
     target = internal_spacing(model.spec.spacing, model.spec.orientation)
     if len(model.spec.spacing) == 3 and needs_resampling(case.spacing, target):
         return predict_resampled(case, model, target, _predict_native, **kwargs)
@@ -367,7 +368,7 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
 
 def _predict_native(case: Case, model: LoadedModel, *, device: str | torch.device = "auto", tta: bool = False,
                     probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
-                    on_progress: Optional[ProgressCallback] = None, cancel: Optional[CancelToken] = None,
+                    on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
                     precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool | None = None) -> Segmentation:
     """:func:`predict` on the case's own grid (the model's spacing is taken to match it)."""
     t0 = time.perf_counter()
@@ -442,7 +443,7 @@ def _predict_native(case: Case, model: LoadedModel, *, device: str | torch.devic
                 break
             except BratsSegError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every network failure becomes InferenceError
+            except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise InferenceError(f"model {spec.name} failed on case {case.case_id}: "
                                          f"{type(exc).__name__}: {exc}") from exc

@@ -20,9 +20,10 @@ import os
 import re
 import uuid
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence, Union
+from typing import Union
 
 import nibabel as nib
 import numpy as np
@@ -32,7 +33,7 @@ from .case import MODALITIES, Case, canonical_modality
 from .errors import CaseError, LabelSchemeError, OutputExistsError
 from .geometry import Geometry
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 CaseSource = Union[PathLike, Sequence[PathLike], Mapping[str, PathLike], "CaseFiles"]
 
 #: MSD Task01 channel order of the 4D images.
@@ -130,7 +131,7 @@ def _msd_files(path: Path, seg: PathLike | None) -> CaseFiles:
     if label is None:
         cand = path.parent.parent / "labelsTr" / path.name
         label = cand if cand.exists() and cand.resolve() != path.resolve() else None
-    return CaseFiles(strip_nifti_suffix(path), "msd", {m: path for m in MSD_CHANNELS}, label, msd_file=path)
+    return CaseFiles(strip_nifti_suffix(path), "msd", dict.fromkeys(MSD_CHANNELS, path), label, msd_file=path)
 
 
 def find_case_files(source: CaseSource, seg: PathLike | None = None) -> CaseFiles:

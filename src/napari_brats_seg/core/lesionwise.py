@@ -36,7 +36,7 @@ writes 374; pass ``hd95_penalty=374`` to reproduce it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage

@@ -8,7 +8,7 @@ which is what their balanced patch sampling amounts to; :func:`class_weights` co
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -42,7 +42,7 @@ class DiceCELabelLoss(nn.Module):
         Weight of the Dice term (0 gives pure weighted cross-entropy, as the cascade was trained).
     """
 
-    def __init__(self, weight: Optional[Sequence[float]] = None, dice_weight: float = 1.0) -> None:
+    def __init__(self, weight: Sequence[float] | None = None, dice_weight: float = 1.0) -> None:
         super().__init__()
         from monai.losses import DiceLoss
 
@@ -75,7 +75,7 @@ def class_weights(labels: Sequence[np.ndarray], n_classes: int, power: float = 0
     return list(w / w.mean())
 
 
-def build_loss(output: str, *, weights: Optional[Sequence[float]] = None, dice_weight: float = 1.0) -> nn.Module:
+def build_loss(output: str, *, weights: Sequence[float] | None = None, dice_weight: float = 1.0) -> nn.Module:
     """The loss for a model's output kind (``"regions"`` or ``"labels"``)."""
     if output == "regions":
         return DiceBCELoss(dice_weight=dice_weight)

@@ -9,7 +9,7 @@ exact: they are computed before the work starts.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from .errors import Cancelled
 
@@ -38,13 +38,13 @@ class CancelToken:
             raise Cancelled("cancelled by the user")
 
 
-def check(cancel: Optional[CancelToken]) -> None:
+def check(cancel: CancelToken | None) -> None:
     """Raise :class:`Cancelled` if ``cancel`` is set (None is never set)."""
     if cancel is not None:
         cancel.raise_if_cancelled()
 
 
-def report(on_progress: Optional[ProgressCallback], done: int, total: int, message: str = "") -> None:
+def report(on_progress: ProgressCallback | None, done: int, total: int, message: str = "") -> None:
     """Call ``on_progress`` when one is given."""
     if on_progress is not None:
         on_progress(done, total, message)

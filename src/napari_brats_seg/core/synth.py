@@ -26,8 +26,8 @@ RAS or an oblique orientation, which :func:`~.io.read_case` reads back to the sa
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import nibabel as nib
 import numpy as np
@@ -230,7 +230,7 @@ def synth_case(seed: int = 0, shape: Sequence[int] = (96, 96, 64), *, case_id: s
     labels = _tumour(rng, tissue, coords)
     images = _render(rng, tissue, labels)
     geo = _geometry(shape_xyz, _lps_affine(shape_xyz))  # type: ignore[arg-type]
-    return Case(case_id or f"synth-{seed}", images, geo, "synth", {}, {m: geo for m in MODALITIES},
+    return Case(case_id or f"synth-{seed}", images, geo, "synth", {}, dict.fromkeys(MODALITIES, geo),
                 ground_truth=labels)
 
 

@@ -14,9 +14,10 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +26,17 @@ from . import data as ds
 from .errors import BratsSegError, ModelError
 from .models.spec import ModelSpec
 from .progress import CancelToken, ProgressCallback, check, report
-from .train_support import (build_model, default_spec, load_start, plot_log, save_model, save_state,
-                            split_cases, validate, write_log)
+from .train_support import (
+    build_model,
+    default_spec,
+    load_start,
+    plot_log,
+    save_model,
+    save_state,
+    split_cases,
+    validate,
+    write_log,
+)
 
 
 @dataclass
@@ -76,7 +86,7 @@ class TrainConfig:
     family: str = "unet3d"
     output_kind: str = "regions"
     arch: dict[str, Any] = field(default_factory=dict)
-    name: Optional[str] = None
+    name: str | None = None
     factor: int = 1
     patch: tuple[int, ...] = (64, 64, 64)
     epochs: int = 50
@@ -97,8 +107,8 @@ class TrainConfig:
     class_weighting: bool = False
     affine_prob: float = 0.2
     adversarial: float = 0.0
-    resume: Optional[str] = None
-    finetune: Optional[str] = None
+    resume: str | None = None
+    finetune: str | None = None
     seed: int = 0
     threads: int = 0
     device: str = "cpu"
@@ -108,8 +118,8 @@ def _dist_info() -> tuple[int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None,
-          cancel: Optional[CancelToken] = None, problems: Optional[list] = None) -> Path:
+def train(config: TrainConfig, *, on_progress: ProgressCallback | None = None,
+          cancel: CancelToken | None = None, problems: list | None = None) -> Path:
     """Train a model as ``config`` says and write its checkpoint.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) each process samples its own patches and gradients are
@@ -183,7 +193,7 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
     params = [p for p in network.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     epoch0, history, best, bad = 0, [], -1.0, 0
-    best_state: Optional[dict] = None
+    best_state: dict | None = None
     if config.resume:
         opt.load_state_dict(start_meta["optimizer"])
         epoch0, history = start_meta["epoch"], start_meta["history"]
@@ -251,7 +261,6 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
             t = torch.tensor([row["train_loss"]])
             dist.all_reduce(t)
             row["train_loss"] = float(t) / world
-        improved = False
         out_of_time = bool(config.max_minutes) and time.time() - t0 > 60 * config.max_minutes
         if world > 1:  # every rank stops after the same epoch
             import torch.distributed as dist
@@ -266,7 +275,7 @@ def train(config: TrainConfig, *, on_progress: Optional[ProgressCallback] = None
             row["val_dice_mean"] = float(np.mean(list(scores["mean"].values())))
             row["val_cases"] = scores["cases"]
             if row["val_dice_mean"] > best:
-                best, bad, improved = row["val_dice_mean"], 0, True
+                best, bad, _improved = row["val_dice_mean"], 0, True
                 best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
             else:
                 bad += 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _LEAKY = ["leakyrelu", {"negative_slope": 0.01, "inplace": True}]
 
 
-def default_spec(config: "TrainConfig", spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> ModelSpec:
+def default_spec(config: TrainConfig, spacing: Sequence[float] = (1.0, 1.0, 1.0)) -> ModelSpec:
     """The :class:`ModelSpec` of a new model of ``config.family`` (engineer "models"' spec builders),
     with ``config.arch`` overrides, the patch size and the training spacing.
 
@@ -86,7 +87,7 @@ def state_path(out: str | Path) -> Path:
     return p.with_name(p.name.removesuffix(".safetensors") + ".train.safetensors")
 
 
-def load_start(config: "TrainConfig") -> tuple[ModelSpec, Optional[dict], dict]:
+def load_start(config: TrainConfig) -> tuple[ModelSpec, dict | None, dict]:
     """``(spec, initial weights or None, resume metadata)`` for a new, resumed or fine-tuned run."""
     if config.resume:
         from safetensors import safe_open
@@ -96,7 +97,7 @@ def load_start(config: "TrainConfig") -> tuple[ModelSpec, Optional[dict], dict]:
             raise ModelError(f"{sp}: no resume state (written beside the checkpoint by brats-seg train)")
         with safe_open(str(sp), "pt") as f:
             meta = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f}
         spec = ModelSpec.from_json(meta["spec"])
         info = json.loads(meta["train"])
         opt = json.loads(meta["optimizer"])
@@ -126,7 +127,7 @@ def load_start(config: "TrainConfig") -> tuple[ModelSpec, Optional[dict], dict]:
     return default_spec(config, spacing), None, {}
 
 
-def split_cases(samples: Sequence[ds.Sample], config: "TrainConfig"
+def split_cases(samples: Sequence[ds.Sample], config: TrainConfig
                 ) -> tuple[list[ds.Sample], list[ds.Sample]]:
     """Training and validation cases: explicit ids, else fold ``fold`` of ``folds`` (cases sorted by
     id, shuffled with a fixed seed, dealt round-robin), else the last ``val_fraction`` of that order."""
@@ -178,7 +179,7 @@ def predict_sample(network: torch.nn.Module, spec: ModelSpec, image: np.ndarray,
 
 
 def validate(network: torch.nn.Module, spec: ModelSpec, samples: Sequence[ds.Sample],
-             config: "TrainConfig", cancel: Optional[CancelToken] = None) -> dict:
+             config: TrainConfig, cancel: CancelToken | None = None) -> dict:
     """Dice per region on each validation case at the files' resolution (probabilities upsampled).
 
     Returns ``{"cases": {id: {region: dice}}, "mean": {region: dice}}``.
@@ -261,7 +262,7 @@ def write_log(out: Path, history: list[dict]) -> Path:
     return path
 
 
-def plot_log(out: Path, history: list[dict]) -> Optional[Path]:
+def plot_log(out: Path, history: list[dict]) -> Path | None:
     """``<out>.png``: training loss and validation Dice per region against epochs (matplotlib Agg)."""
     import matplotlib
 
@@ -298,7 +299,7 @@ class Adversary:
         self.disc = Discriminator(len(spec.channels) + self.n_out, spatial_dims=spec.dims).to(device)
         self.opt = torch.optim.Adam(self.disc.parameters(), lr=lr, betas=(0.5, 0.999))
         self.weight, self.output = weight, spec.output
-        self._d_loss: Optional[torch.Tensor] = None
+        self._d_loss: torch.Tensor | None = None
 
     def generator_term(self, x: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``weight * g_loss`` (and keeps ``d_loss`` for :meth:`step`)."""

@@ -35,7 +35,7 @@ def test_unet3d_is_isensee_style() -> None:
     kinds = {type(m).__name__ for m in net.modules()}
     assert {"InstanceNorm3d", "LeakyReLU"} <= kinds
     assert not {"BatchNorm3d", "ReLU"} & kinds
-    assert any("UnetResBlock" == k for k in kinds)
+    assert any(k == "UnetResBlock" for k in kinds)
 
 
 def test_segresnet_has_the_bundle_configuration(crop32: torch.Tensor) -> None:

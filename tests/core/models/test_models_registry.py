@@ -119,7 +119,7 @@ def test_shipped_weights_are_packaged() -> None:
     assert "src/napari_brats_seg" in packages  # the whole package folder, weights/*.safetensors included
     ignored = (root / ".gitignore").read_text()
     assert "safetensors" not in ignored
-    assert registry.WEIGHTS_DIR == root / "src" / "napari_brats_seg" / "weights"
+    assert root / "src" / "napari_brats_seg" / "weights" == registry.WEIGHTS_DIR
     assert np.all([p.suffix == ".safetensors" for p in registry.shipped_models().values()])
 
 

@@ -55,7 +55,7 @@ class LayerCombo(QComboBox):
         self.refresh()
         self.setCurrentIndex(self._layers.index(layer))
 
-    def showPopup(self) -> None:  # noqa: N802 - Qt override
+    def showPopup(self) -> None:
         """Refresh names (layers may have been renamed) before showing the list."""
         self.refresh()
         super().showPopup()

@@ -15,8 +15,17 @@ from typing import Any
 
 import nibabel as nib
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                            QTableWidget, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ...core.case import MODALITIES, MODALITY_NAMES
 from ...core.errors import BratsSegError, CaseError

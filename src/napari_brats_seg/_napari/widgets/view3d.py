@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from napari.layers import Image, Labels
-from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QPushButton, QSlider, QVBoxLayout, QWidget
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from ...core import labels as lab
 from ..layers import label_colormap, source_of

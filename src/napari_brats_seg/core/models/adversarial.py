@@ -22,7 +22,7 @@ discriminator's gradients (``opt_disc.zero_grad()``) before ``d_loss.backward()`
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -28,7 +28,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from torch import nn
 
@@ -37,7 +37,7 @@ from ..errors import ModelError
 from .padding import PadToMultiple
 from .spec import LoadedModel, ModelSpec
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 _REGION_WORDS = {"tumorcore": "TC", "tumourcore": "TC", "tc": "TC", "wholetumor": "WT", "wholetumour": "WT",
                  "wt": "WT", "enhancingtumor": "ET", "enhancingtumour": "ET", "et": "ET"}
@@ -62,7 +62,7 @@ def _read_configs(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         meta = json.loads(meta_path.read_text())
     except FileNotFoundError:
         raise ModelError(f"{folder}: no configs/metadata.json: not a MONAI bundle") from None
-    except Exception as exc:  # JSON / YAML syntax errors of several libraries
+    except Exception as exc:  # JSON / YAML syntax errors of several libraries  # noqa: BLE001
         raise ModelError(f"{folder}: cannot parse the bundle configuration ({exc})") from None
     if not isinstance(config, dict) or "network_def" not in config:
         raise ModelError(f"{cfg_path}: has no network_def")
@@ -75,7 +75,7 @@ def _literal_only(value: Any, where: str) -> None:
         raise ModelError(f"{where}: network_def uses the expression {value!r}; only literal arguments are "
                          "loaded (expressions would execute code from the bundle)")
     if isinstance(value, dict):
-        for k, v in value.items():
+        for _k, v in value.items():
             _literal_only(v, where)
     elif isinstance(value, (list, tuple)):
         for v in value:
@@ -180,7 +180,7 @@ def build_bundle_network(spec: ModelSpec) -> nn.Module:
     _target_name(network_def, spec.name)
     try:
         net = ConfigParser({"network_def": network_def}).get_parsed_content("network_def")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise ModelError(f"model {spec.name!r}: cannot instantiate its network_def ({exc})") from None
     return PadToMultiple(net, int(spec.arch.get("divisible_by", 1)), spec.dims)
 
@@ -194,7 +194,7 @@ def _read_weights(path: Path, device: str) -> dict[str, Any]:
         raise ModelError(f"{path}: the bundle has no weights file{hint}")
     try:
         state = torch.load(str(path), map_location=device, weights_only=True)
-    except Exception as exc:  # pickle errors, zip errors, forbidden globals
+    except Exception as exc:  # pickle errors, zip errors, forbidden globals  # noqa: BLE001
         raise ModelError(f"{path}: cannot read the weights as a plain state dict ({exc})") from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]

@@ -117,7 +117,7 @@ class CascadeCNN(nn.Module):
         if kind not in _JOIN_CONTEXT:
             raise ModelError(f"cascade kind must be one of {', '.join(_JOIN_CONTEXT)}, not {kind!r}")
         self.kind = kind
-        widths = dict(n_classes=n_classes, local_maps=local_maps, global_maps=global_maps, pieces=pieces)
+        widths = {"n_classes": n_classes, "local_maps": local_maps, "global_maps": global_maps, "pieces": pieces}
         self.first = TwoPathCNN(in_channels, **widths)
         self.second = TwoPathCNN(
             in_channels + (n_classes if kind == "input" else 0),

@@ -21,14 +21,13 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Union
 
 from torch import nn
 
 from ..errors import ModelError
 from .spec import FORMAT_VERSION, LoadedModel, ModelSpec
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 FORMAT_NAME = "napari-brats-seg"
 SUFFIX = ".safetensors"
 
@@ -103,7 +102,7 @@ def read_spec(path: PathLike) -> ModelSpec:
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
-    except Exception as exc:  # safetensors raises its own error types for bad headers
+    except Exception as exc:  # safetensors raises its own error types for bad headers  # noqa: BLE001
         raise ModelError(f"{path} {_foreign_reason(path)} ({exc})") from None
     if meta.get("format") != FORMAT_NAME or "spec" not in meta:
         raise ModelError(f"{path} is a safetensors file without {FORMAT_NAME} model metadata "
@@ -143,7 +142,7 @@ def load_checkpoint(path: PathLike, device: str = "cpu") -> LoadedModel:
         first = str(exc).strip().splitlines()[-1].strip()
         raise ModelError(f"{path}: the weights do not fit the {spec.family} network with the recorded "
                          f"arguments: {first}") from None
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         raise ModelError(f"{path}: cannot read the weights ({exc}); the file may be truncated") from None
     if missing or unexpected:
         raise ModelError(f"{path}: the weights do not fit the {spec.family} network with the recorded arguments "

@@ -31,7 +31,8 @@ with the image's border intensity outside it.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -355,7 +356,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
-    "CAPTK_ARCH", "DeepMedic", "build_deepmedic", "load_captk_deepmedic", "segment_case", "captk_spec",
-    "arch_from_config", "load_tf_variables", "is_captk_deepmedic_folder", "plan_tiles",
+    "CAPTK_ARCH", "DeepMedic", "build_deepmedic", "load_captk_deepmedic", "segment_case", "captk_spec",  # noqa: F822
+    "arch_from_config", "load_tf_variables", "is_captk_deepmedic_folder", "plan_tiles",  # noqa: F822
     "subsampled_segment", "corner_background", "read_checkpoint", "receptive_field", "input_padding",
 ]

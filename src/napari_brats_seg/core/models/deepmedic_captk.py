@@ -65,9 +65,10 @@ def load_tf_variables(net: DeepMedic, variables: dict[str, np.ndarray]) -> None:
         )
     iw = ibn = ib = 0
     with torch.no_grad():
-        for p_i, path in enumerate(pathways):
+        for _p_i, path in enumerate(pathways):
             for k, block in enumerate(path.blocks):
-                w = W[iw]; iw += 1
+                w = W[iw]
+                iw += 1
                 if tuple(block.weight.shape) != w.shape:
                     raise ModelError(f"checkpoint convolution {iw - 1} has shape {w.shape}, "
                                      f"expected {tuple(block.weight.shape)}")
@@ -75,7 +76,8 @@ def load_tf_variables(net: DeepMedic, variables: dict[str, np.ndarray]) -> None:
                 is_fc = path is net.fc
                 if k == 0 and not is_fc:
                     block.scale.fill_(1.0)
-                    block.shift.copy_(torch.from_numpy(b[ib])); ib += 1
+                    block.shift.copy_(torch.from_numpy(b[ib]))
+                    ib += 1
                 else:
                     m = mu[ibn].astype(np.float64).mean(axis=0)
                     v = var[ibn].astype(np.float64).mean(axis=0)

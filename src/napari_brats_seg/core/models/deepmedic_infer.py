@@ -27,7 +27,8 @@ border: they run tile by tile through the whole network, as DeepMedic does.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch

@@ -9,7 +9,8 @@ image's border intensity outside it), on numpy arrays ``(C, a0, a1, a2)``.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

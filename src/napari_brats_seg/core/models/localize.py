@@ -8,7 +8,7 @@ classification, from a small classifier head (:class:`SliceClassifier`) on the f
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

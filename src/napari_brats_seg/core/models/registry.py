@@ -14,22 +14,23 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 from ..case import canonical_modality
 from ..errors import ModelError
 from ..labels import REGIONS
 from .spec import LoadedModel, ModelSpec
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 #: Folder of the shipped checkpoints (``napari_brats_seg/weights``).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 
 #: family -> (module, builder, dims, description, source)
 FAMILIES: dict[str, tuple[str, str, int, str, str]] = {
-    "unet3d": ("unet3d", "build_unet3d", 3, "3D U-Net (DynUNet): residual blocks, instance norm, leaky ReLU, "
+    "unet3d": ("unet3d", "build_unet3d", 3, "3D U-Net (DynUNet): residual blocks, instance norm, leaky ReLU, "  # noqa: ISC004
                "deep supervision", "Isensee et al. 2017/2018; MONAI DynUNet"),
     "segresnet": ("unet3d", "build_segresnet", 3, "SegResNet, brats_mri_segmentation bundle configuration",
                   "Myronenko 2018; MONAI model zoo"),

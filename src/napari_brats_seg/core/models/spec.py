@@ -107,7 +107,7 @@ class ModelSpec:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelSpec":
+    def from_json(cls, text: str) -> ModelSpec:
         """Parse a JSON string written by :meth:`to_json` (lists become tuples)."""
         data = json.loads(text)
         for key in ("channels", "classes", "regions", "patch_size", "spacing"):

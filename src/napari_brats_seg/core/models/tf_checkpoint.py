@@ -18,9 +18,9 @@ uncompressed blocks (what TensorFlow writes) are supported. Nothing in these fil
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
