@@ -97,7 +97,7 @@ def load_start(config: TrainConfig) -> tuple[ModelSpec, dict | None, dict]:
             raise ModelError(f"{sp}: no resume state (written beside the checkpoint by brats-seg train)")
         with safe_open(str(sp), "pt") as f:
             meta = f.metadata()
-            tensors = {k: f.get_tensor(k) for k in f}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open is not iterable
         spec = ModelSpec.from_json(meta["spec"])
         info = json.loads(meta["train"])
         opt = json.loads(meta["optimizer"])
