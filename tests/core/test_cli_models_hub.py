@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from _hub_server import BUNDLE, bundle_zip
-
 from napari_brats_seg.cli import main
 from napari_brats_seg.core.models import hub
 

@@ -9,7 +9,6 @@ import hashlib
 from pathlib import Path
 
 from _hub_server import BUNDLE, LoopbackServer, bundle_entry, bundle_zip
-
 from napari_brats_seg.core.models import hub
 
 PLUGIN = "napari-brats-seg"

@@ -284,7 +284,7 @@ def _installed_infos() -> list[dict[str, Any]]:
     for name, folder in installed_models().items():
         manifest = read_manifest(folder)
         try:
-            info = describe_spec(_spec_of(folder))
+            info = describe_spec(_installed_spec(folder, manifest))
         except ModelError as exc:
             out.append({"source": str(folder), "shipped": False, "installed": True, "name": name,
                         "error": str(exc)})
@@ -295,6 +295,15 @@ def _installed_infos() -> list[dict[str, Any]]:
         info.update(name=name, source=str(folder), shipped=False, installed=True, provenance=prov)
         out.append(info)
     return out
+
+
+def _installed_spec(folder: Path, manifest: dict[str, Any]) -> ModelSpec:
+    """An installed model's spec without reading its weights (DeepMedic: from ``modelConfig.txt``)."""
+    if manifest.get("kind") == "deepmedic" and (folder / "modelConfig.txt").is_file():
+        from .deepmedic_captk import _parse_config, arch_from_config, captk_spec
+
+        return captk_spec(arch_from_config(_parse_config(folder / "modelConfig.txt")))
+    return _spec_of(folder)
 
 
 def dice_record(provenance: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
