@@ -284,14 +284,19 @@ def get_model(name: str, *, accept_licence: bool = False, root: Path | None = No
     root = models_dir() if root is None else Path(root)
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f"{PARTIAL}{name}"
-    if entry.kind == "deepmedic":
-        folder, dice = _fetch_deepmedic(entry, staging / "files", progress, on_progress, cancel), entry.dice
-    elif entry.kind == "bundle":
-        report(on_progress, 0, 2, f"downloading {entry.bundle_name}")
-        folder = _fetch_bundle(entry, staging, progress, cancel)
-        dice = entry.dice or _bundle_dice(folder)
-    else:
-        raise ModelError(f"{name}: unknown kind {entry.kind!r}")
+    try:
+        if entry.kind == "deepmedic":
+            folder, dice = _fetch_deepmedic(entry, staging / "files", progress, on_progress, cancel), entry.dice
+        elif entry.kind == "bundle":
+            report(on_progress, 0, 2, f"downloading {entry.bundle_name}")
+            folder = _fetch_bundle(entry, staging, progress, cancel)
+            dice = entry.dice or _bundle_dice(folder)
+        else:
+            raise ModelError(f"{name}: unknown kind {entry.kind!r}")
+    except BratsSegError:
+        if staging.is_dir() and not any(p.is_file() for p in staging.rglob("*")):
+            shutil.rmtree(staging, ignore_errors=True)  # nothing worth resuming
+        raise
     check(cancel)
     total = len(entry.files) + 1 if entry.kind == "deepmedic" else 2
     report(on_progress, total - 1, total, "checking")
