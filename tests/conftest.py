@@ -41,3 +41,9 @@ def brats2023_case_dir() -> Path:
 def deepmedic_dir() -> Path:
     """The CaPTk DeepMedic model folder."""
     return _need(DEEPMEDIC)
+
+
+@pytest.fixture(autouse=True)
+def _own_models_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the user's installed models (``brats-seg models get``): an empty folder each."""
+    monkeypatch.setenv("BRATS_SEG_MODELS_DIR", str(tmp_path_factory.mktemp("installed-models")))

@@ -146,7 +146,7 @@ def test_torchrun_ranks_split_the_cohort(cohort, checkpoint, tmp_path, capsys, m
 def test_missing_or_bad_model_is_a_clear_error(cohort, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "no-weights")
     assert main(["segment", str(cohort), "-o", str(tmp_path / "o")]) == 2
-    assert "no default model is shipped" in capsys.readouterr().err
+    assert "no model is shipped or installed" in capsys.readouterr().err
     assert main(["segment", str(cohort), "-o", str(tmp_path / "o"), "--model", "no-such-model"]) == 2
     assert "no-such-model" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()

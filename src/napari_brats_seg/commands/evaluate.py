@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Segment every case under DATA with MODEL (a shipped name, checkpoint, or "
                                    "model folder) and compare with its _seg file: Dice, HD95 (mm), "
                                    "sensitivity, specificity and volumes for WT, TC and ET.")
-    p.add_argument("model", help="shipped model name, checkpoint file, or model folder")
+    p.add_argument("model", help="shipped or installed model name, checkpoint file, or model folder; "
+                                 "'default': the best installed model (brats-seg models shows it)")
     p.add_argument("data", nargs="+", help="case folders or folders of cases (with ground truth)")
     p.add_argument("--csv", help="write one row per case and region (and the means) to this CSV")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
@@ -38,8 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from ..core.io import find_cases, read_case, strip_nifti_suffix
     from ..core.metrics import compute_metrics
     from ..core.models.registry import load_model
+    from .segment import _resolve_model
 
-    model = load_model(args.model, device="cpu")
+    name, why = _resolve_model(args.model)
+    if name is None:
+        raise BratsSegError(why)
+    model = load_model(name, device="cpu")
     wanted = set(args.cases)
     if args.heldout:
         held = model.spec.provenance.get("val_cases") or []

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-#: The model used without ``--model`` once it is shipped (``weights/<name>.safetensors``).
-DEFAULT_MODEL = "unet3d-default"
+#: What ``--model`` defaults to: the best installed model (``registry.default_model``).
+DEFAULT_MODEL = "the best installed model (brats-seg models shows it)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,20 +79,16 @@ def rank_share(items: Sequence[Any], env: Any = None) -> tuple[list[Any], int, i
 
 
 def _resolve_model(name: str | None) -> tuple[str | None, str | None]:
-    """(model to load, None) or (None, why there is none)."""
-    if name:
+    """(model to load, None) or (None, why there is none); no name or ``default``: the best installed."""
+    if name and name != "default":
         return name, None
-    from ..core.models.registry import shipped_models
+    from ..core.models.registry import default_model
 
-    shipped = shipped_models()
-    if DEFAULT_MODEL in shipped:
-        return DEFAULT_MODEL, None
-    defaults = [n for n in shipped if n.endswith("-default")]
-    if defaults:
-        return defaults[0], None
-    have = ", ".join(shipped) or "none"
-    return None, (f"no default model is shipped in this installation (expected {DEFAULT_MODEL!r}; shipped: "
-                  f"{have}); pass --model NAME, a checkpoint, a DeepMedic folder or a MONAI bundle folder")
+    best = default_model()
+    if best is not None:
+        return best, None
+    return None, ("no model is shipped or installed in this installation; pass --model NAME, a checkpoint, a "
+                  "DeepMedic folder or a MONAI bundle folder, or install one (brats-seg models get NAME)")
 
 
 def _outputs(cases: list[Path], out: Path) -> tuple[list[Path], Path | None]:

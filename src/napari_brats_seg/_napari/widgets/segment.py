@@ -59,6 +59,10 @@ class SegmentWidget(QWidget):
         self.model_combo = QComboBox()
         self.file_button = QPushButton("File...")
         self.folder_button = QPushButton("Folder...")
+        self.get_models_button = QPushButton("Get models...")
+        self.get_models_button.setToolTip("Download a publisher's pretrained model (CaPTk DeepMedic, MONAI bundle)")
+        self.hub_catalog: Any = None  # None: the real publishers (tests point it at a local server)
+        self.get_models_dialog: Any = None
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICES)
         self.tta = QCheckBox("Test-time augmentation (flips)")
@@ -82,6 +86,7 @@ class SegmentWidget(QWidget):
         pick = QHBoxLayout()
         pick.addWidget(self.file_button)
         pick.addWidget(self.folder_button)
+        pick.addWidget(self.get_models_button)
         form = QFormLayout()
         form.addRow("Case", self.case_combo)
         form.addRow("Model", self.model_combo)
@@ -105,6 +110,7 @@ class SegmentWidget(QWidget):
 
         self.file_button.clicked.connect(self._pick_file)
         self.folder_button.clicked.connect(self._pick_folder)
+        self.get_models_button.clicked.connect(self.open_get_models)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         for ev in (napari_viewer.layers.events.inserted, napari_viewer.layers.events.removed):
@@ -122,11 +128,26 @@ class SegmentWidget(QWidget):
             self.case_combo.setCurrentText(current)
 
     def _list_shipped(self) -> None:
-        from ...core.models.registry import list_models
+        """Offer the shipped and installed models; start at the best (``registry.best_model``)."""
+        from ...core.models.registry import best_model, list_models
 
-        for info in list_models():
-            if "error" not in info:
+        infos = [i for i in list_models() if "error" not in i]
+        for info in infos:
+            if self.model_combo.findData(info["source"]) < 0:
                 self.model_combo.addItem(f"{info['name']} ({info['family']})", info["source"])
+        best = best_model(infos)
+        if best is not None:
+            self.model_combo.setCurrentIndex(self.model_combo.findData(best["source"]))
+
+    def open_get_models(self) -> Any:
+        """Show the *Get models...* dialog (returned); an installed model is offered and chosen if best."""
+        from .get_models import GetModelsDialog
+
+        if self.get_models_dialog is None:
+            self.get_models_dialog = GetModelsDialog(self, catalog=self.hub_catalog)
+            self.get_models_dialog.installed.connect(lambda _folder: self._list_shipped())
+        self.get_models_dialog.show()
+        return self.get_models_dialog
 
     def add_model(self, source: Any, label: str | None = None) -> None:
         """Offer and select a model: a shipped name, a checkpoint or folder path, or a ``LoadedModel``."""

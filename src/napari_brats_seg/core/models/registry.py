@@ -140,8 +140,15 @@ def load_model(name_or_path: PathLike | LoadedModel, device: str = "cpu") -> Loa
         loaded = load_checkpoint(shipped[text], device=device)
         loaded.source = text
         return loaded
+    from .hub import installed_models
+
+    installed = installed_models()
+    if text in installed:
+        return load_model(installed[text], device=device)
     known = ", ".join(shipped) or "none are shipped in this installation"
-    raise ModelError(f"{text!r} is neither a file, a model folder nor a shipped model name (shipped: {known})")
+    extra = f"; installed: {', '.join(installed)}" if installed else ""
+    raise ModelError(f"{text!r} is neither a file, a model folder nor a shipped or installed model name "
+                     f"(shipped: {known}{extra}; `brats-seg models get NAME` installs a publisher's model)")
 
 
 def describe_spec(spec: ModelSpec) -> dict[str, Any]:
@@ -195,7 +202,7 @@ def list_models(extra: Iterable[PathLike] = ()) -> list[dict[str, Any]]:
             continue
         info.update(source=str(path), shipped=shipped)
         out.append(info)
-    return out
+    return out + _installed_infos()
 
 
 def check_compatible(spec: ModelSpec, case: Any) -> list[str]:
@@ -262,3 +269,92 @@ def check_compatible(spec: ModelSpec, case: Any) -> list[str]:
     if len(spec.spacing) == 3 and any(abs(a - b) > 0.25 * b for a, b in zip(sorted(spacing), sorted(spec.spacing))):
         warnings.append(f"{name} was trained at {spec.spacing} mm voxels; case {case.case_id} has {spacing} mm")
     return warnings
+
+
+# -- installed publishers' models and the default choice ------------------------------------------
+#: Dice records in the order they rank a model (the first one a model has is used).
+RECORD_ORDER = ("cross_validated", "held_out", "reported")
+
+
+def _installed_infos() -> list[dict[str, Any]]:
+    """:func:`describe_spec` dicts of the models installed by ``brats-seg models get/add``."""
+    from .hub import installed_models, read_manifest
+
+    out: list[dict[str, Any]] = []
+    for name, folder in installed_models().items():
+        manifest = read_manifest(folder)
+        try:
+            info = describe_spec(_installed_spec(folder, manifest))
+        except ModelError as exc:
+            out.append({"source": str(folder), "shipped": False, "installed": True, "name": name,
+                        "error": str(exc)})
+            continue
+        prov = dict(info["provenance"])
+        prov.update(dice=manifest.get("dice") or {}, licence=manifest.get("licence", prov.get("licence")),
+                    installed_from=manifest.get("source"), verified=manifest.get("verified"))
+        info.update(name=name, source=str(folder), shipped=False, installed=True, provenance=prov)
+        out.append(info)
+    return out
+
+
+def _installed_spec(folder: Path, manifest: dict[str, Any]) -> ModelSpec:
+    """An installed model's spec without reading its weights (DeepMedic: from ``modelConfig.txt``)."""
+    if manifest.get("kind") == "deepmedic" and (folder / "modelConfig.txt").is_file():
+        from .deepmedic_captk import _parse_config, arch_from_config, captk_spec
+
+        return captk_spec(arch_from_config(_parse_config(folder / "modelConfig.txt")))
+    return _spec_of(folder)
+
+
+def dice_record(provenance: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """The Dice record that ranks a model: ``(kind, {"WT", "TC", "ET", "evaluated_on", ...})``.
+
+    ``provenance["dice"]`` may hold ``cross_validated``, ``held_out`` (real cases the model never saw,
+    where known) and ``reported`` (any other figure, e.g. on cases it may have been trained on, or
+    the publisher's own); the first of those, in that order, with all three regions is returned.
+    """
+    dice = provenance.get("dice") if isinstance(provenance, dict) else None
+    if not isinstance(dice, dict):
+        return None
+    for kind in RECORD_ORDER:
+        rec = dice.get(kind)
+        if isinstance(rec, dict) and all(isinstance(rec.get(r), (int, float)) for r in REGIONS):
+            return kind, rec
+    return None
+
+
+def rank_score(info: dict[str, Any]) -> tuple[float | None, str | None]:
+    """``(mean of the WT, TC and ET Dice of its ranking record, record kind)``; (None, None) without one."""
+    found = dice_record(info.get("provenance") or {})
+    if found is None:
+        return None, None
+    kind, rec = found
+    return sum(float(rec[r]) for r in REGIONS) / len(REGIONS), kind
+
+
+def best_model(infos: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The best available model: shipped or installed, never the ``cascade`` family.
+
+    "Best" is the highest mean of WT, TC and ET Dice of the model's first record in
+    :data:`RECORD_ORDER` (cross-validated, else held-out, else reported: a non-cross-validated figure
+    can win, and ``brats-seg models`` says which kind it is); a model without a record ranks last;
+    ties go to the name. Returns its :func:`list_models` dict, or None when there is none.
+    """
+    infos = list_models() if infos is None else infos
+    candidates = [i for i in infos if "error" not in i and i.get("family") != "cascade"]
+    if not candidates:
+        return None
+
+    def key(info: dict[str, Any]) -> tuple[int, float, str]:
+        score, _ = rank_score(info)
+        return (0, -score, str(info.get("name"))) if score is not None else (1, 0.0, str(info.get("name")))
+
+    return min(candidates, key=key)
+
+
+def default_model() -> str | None:
+    """The name :func:`load_model` takes for :func:`best_model` (None when no model is available)."""
+    best = best_model()
+    if best is None:
+        return None
+    return best["name"] if best.get("installed") else Path(best["source"]).name[: -len(".safetensors")]
