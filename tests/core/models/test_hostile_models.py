@@ -62,6 +62,7 @@ def attacks(mark: Path) -> dict[str, tuple[Any, str]]:
         "macro": ({**NET, "act": "%configs/other.json#evil"}, "network_def.act"),
         "string-network-def": (code, "network_def"),
         "foreign-class": ({"_target_": "subprocess.run", "args": ["touch", str(mark)]}, "subprocess.run"),
+        "dunder-class": ({"_target_": "monai.networks.nets.__dict__"}, "__dict__"),
         "not-allowed-class": ({"_target_": "monai.networks.nets.TorchVisionFCModel", "pretrained": True},
                               "TorchVisionFCModel"),
     }
@@ -148,6 +149,17 @@ def test_no_attack_runs_through_the_python_api(hostile: list[tuple[str, Path, Pa
 def test_the_allowlist_is_named_in_the_refusal(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="SegResNet.*SwinUNETR"):
         load_model(write_bundle(tmp_path / "b", {"_target_": "monai.networks.nets.TorchVisionFCModel"}))
+    # a checkpoint whose arguments are data of the wrong type: a ModelError, not a traceback
+    spec = unet2d_spec("unet2d", arch={"features": [4, 4, 8, 8, 16, 4]})
+    path = save_checkpoint(tmp_path / "ok.safetensors", build_network(spec), spec)
+    from safetensors.torch import load_file
+
+    bad = json.loads(spec.to_json())
+    bad["arch"] = "not arguments"
+    save_file(load_file(str(path)), str(tmp_path / "args.safetensors"),
+              metadata={"format": FORMAT_NAME, "format_version": "1", "spec": json.dumps(bad)})
+    with pytest.raises(ModelError, match=r"args\.safetensors: cannot build the unet2d network"):
+        load_model(tmp_path / "args.safetensors")
 
 
 def test_yaml_bundles_are_read_as_data(tmp_path: Path) -> None:

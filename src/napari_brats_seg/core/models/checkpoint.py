@@ -234,6 +234,9 @@ def load_checkpoint(path: PathLike, device: str = "cpu") -> LoadedModel:
         network = build_network(spec)
     except ModelError as exc:
         raise ModelError(f"{path}: {exc}") from None
+    except Exception as exc:  # arguments of the wrong type in the recorded spec  # noqa: BLE001
+        raise ModelError(f"{path}: cannot build the {spec.family} network from the recorded arguments "
+                         f"({type(exc).__name__}: {exc})") from None
     try:
         # load_model restores tensors that save_model stored once for several (tied) names
         missing, unexpected = load_model(network, str(path), strict=False, device=str(device))

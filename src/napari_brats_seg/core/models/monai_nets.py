@@ -51,9 +51,8 @@ def network_class(target: Any, where: str) -> type[nn.Module]:
     if "." in target and not target.startswith(_MONAI_PREFIX):
         raise ModelError(f"{where}: network_def._target_ {target!r} is not a MONAI network; allowed: "
                          f"{', '.join(ALLOWED_NETWORKS)}")
-    allowed = {getattr(nets, n) for n in ALLOWED_NETWORKS}
-    cls = getattr(nets, name, None)
-    if cls not in allowed:
+    cls = None if name.startswith("_") else getattr(nets, name, None)
+    if not any(cls is getattr(nets, n) for n in ALLOWED_NETWORKS):
         raise ModelError(f"{where}: network_def._target_ {target!r} is not an allowed network class; allowed: "
                          f"{', '.join(ALLOWED_NETWORKS)} (of monai.networks.nets)")
     return cls
