@@ -115,6 +115,7 @@ def save_checkpoint(path: PathLike, network: nn.Module, spec: ModelSpec) -> Path
     Path
         The file written.
     """
+    from safetensors import safe_open
     from safetensors.torch import load_file, save_file, save_model
 
     path = Path(path)
@@ -129,9 +130,12 @@ def save_checkpoint(path: PathLike, network: nn.Module, spec: ModelSpec) -> Path
         tmps.append(tmp)
     try:
         # save_model stores tied tensors once: the hash is over exactly the tensors it stored
+        # (and records their other names in the metadata, kept as it wrote them)
         save_model(network, tmps[0], metadata=metadata)
+        with safe_open(tmps[0], framework="pt") as fh:
+            written = dict(fh.metadata() or metadata)
         tensors = load_file(tmps[0])
-        save_file(tensors, tmps[1], metadata={**metadata, HASH_KEY: weights_hash(tensors)})
+        save_file(tensors, tmps[1], metadata={**written, HASH_KEY: weights_hash(tensors)})
         os.replace(tmps[1], path)
     finally:
         for tmp in tmps:
