@@ -3,10 +3,14 @@
 A bundle folder holds ``configs/inference.json`` (or ``.yaml``), ``configs/metadata.json`` and
 ``models/model.pt``. What is read:
 
-- the network: ``network_def`` of the inference config, instantiated with
-  :class:`monai.bundle.ConfigParser`. Only a MONAI network class with literal arguments is accepted
-  (no ``$`` expressions or ``@`` references), so loading runs no code from the config. A SegResNet
-  becomes the ``segresnet`` family, anything else the ``bundle`` family;
+- the configs are read as plain data (``json`` / ``yaml.safe_load``), never by MONAI's
+  instantiating ``ConfigParser``: nothing in them is imported, instantiated or evaluated, and a
+  ``_requires_`` entry anywhere in the inference config is refused;
+- the network: ``network_def`` of the inference config, built by
+  :func:`~.monai_nets.build_network_def` from an allowlist of MONAI network classes with JSON-literal
+  arguments (:data:`~.monai_nets.ALLOWED_NETWORKS`; nested objects, ``_``-keys, ``$`` expressions,
+  ``@`` references and ``%`` macros are refused, naming the key). A SegResNet becomes the
+  ``segresnet`` family, any other allowed class the ``bundle`` family;
 - input channels: ``network_data_format.inputs.image.channel_def`` of the metadata (``brats_mri_
   segmentation``: T1c, T1, T2, FLAIR), mapped to canonical names with
   :func:`~napari_brats_seg.core.case.canonical_modality`;
@@ -34,6 +38,7 @@ from torch import nn
 
 from ..case import canonical_modality
 from ..errors import ModelError
+from .monai_nets import build_network_def, check_network_def, find_key
 from .padding import PadToMultiple
 from .spec import LoadedModel, ModelSpec
 
@@ -51,48 +56,51 @@ def _config_file(folder: Path) -> Path:
     raise ModelError(f"{folder}: no configs/inference.json (or .yaml): not a MONAI bundle")
 
 
-def _read_configs(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    from monai.bundle import ConfigParser
+def _load_data(path: Path) -> Any:
+    """A JSON or YAML file as plain data (``yaml.safe_load`` builds no Python objects)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)
+    import yaml
 
+    return yaml.safe_load(text)
+
+
+def _read_configs(folder: Path) -> tuple[dict[str, Any], dict[str, Any], Path]:
+    """``(inference config, metadata, inference config's path)``, read as data, ``_requires_`` refused."""
     cfg_path, meta_path = _config_file(folder), folder / "configs" / "metadata.json"
-    try:
-        parser = ConfigParser()
-        parser.read_config(str(cfg_path))
-        config = parser.get()
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{folder}: no configs/metadata.json: not a MONAI bundle") from None
-    except Exception as exc:  # JSON / YAML syntax errors of several libraries  # noqa: BLE001
-        raise ModelError(f"{folder}: cannot parse the bundle configuration ({exc})") from None
+    if not meta_path.is_file():
+        raise ModelError(f"{folder}: no configs/metadata.json: not a MONAI bundle")
+    parsed = []
+    for path in (cfg_path, meta_path):
+        try:
+            parsed.append(_load_data(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelError(f"{path}: cannot read the bundle configuration ({exc})") from None
+        except Exception as exc:  # JSON / YAML syntax errors, nesting too deep  # noqa: BLE001
+            raise ModelError(f"{path}: cannot parse the bundle configuration ({exc})") from None
+    config, meta = parsed
     if not isinstance(config, dict) or "network_def" not in config:
         raise ModelError(f"{cfg_path}: has no network_def")
-    return config, meta
+    if not isinstance(meta, dict):
+        raise ModelError(f"{meta_path}: is not a JSON object")
+    try:
+        requires = next(find_key(config, "_requires_"), None)
+    except RecursionError:
+        raise ModelError(f"{cfg_path}: the configuration is nested too deeply") from None
+    if requires is not None:
+        raise ModelError(f"{cfg_path}: {requires} is refused: _requires_ entries run code when MONAI "
+                         "instantiates a config; this loader reads bundles as data only")
+    return config, meta, cfg_path
 
 
-def _literal_only(value: Any, where: str) -> None:
-    """Refuse ``$`` expressions and ``@`` references (they would run code from the config)."""
-    if isinstance(value, str) and value[:1] in ("$", "@", "%"):
-        raise ModelError(f"{where}: network_def uses the expression {value!r}; only literal arguments are "
-                         "loaded (expressions would execute code from the bundle)")
-    if isinstance(value, dict):
-        for _k, v in value.items():
-            _literal_only(v, where)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _literal_only(v, where)
-
-
-def _target_name(network_def: dict[str, Any], where: str) -> str:
-    target = str(network_def.get("_target_", ""))
-    name = target.rsplit(".", 1)[-1]
-    if "." in target and not target.startswith("monai.networks."):
-        raise ModelError(f"{where}: network {target!r} is not a MONAI network; only monai.networks "
-                         "classes are instantiated")
-    from monai.networks import nets
-
-    if not hasattr(nets, name):
-        raise ModelError(f"{where}: network {target!r} is not a monai.networks.nets class")
-    return name
+def _get(data: Any, *keys: str) -> Any:
+    """``data[k0][k1]...`` where each level is a dict, else None."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
 
 
 def _transforms(section: Any) -> list[dict[str, Any]]:
@@ -107,7 +115,9 @@ def _transforms(section: Any) -> list[dict[str, Any]]:
 
 def _multiple(shape: Any) -> int:
     """``["8*n", "8*n", "8*n"]`` -> 8 (1 when nothing is stated)."""
-    found = [int(m.group(1)) for s in (shape or []) if isinstance(s, str) for m in [re.match(r"^(\d+)\*n$", s)] if m]
+    if not isinstance(shape, list):
+        return 1
+    found = [int(m.group(1)) for s in shape if isinstance(s, str) for m in [re.match(r"^(\d+)\*n$", s)] if m]
     return max(found) if found else 1
 
 
@@ -121,29 +131,30 @@ def read_bundle_spec(folder: PathLike) -> ModelSpec:
         and BraTS regions.
     """
     folder = Path(folder)
-    config, meta = _read_configs(folder)
+    config, meta, cfg_path = _read_configs(folder)
     where = str(folder)
-    network_def = dict(config["network_def"])
-    _literal_only(network_def, where)
-    target = _target_name(network_def, where)
-    fmt = meta.get("network_data_format", {})
-    image = fmt.get("inputs", {}).get("image", {})
-    chan_def = image.get("channel_def") or {}
+    network_def = config["network_def"]
+    cls, arch = check_network_def(network_def, str(cfg_path))
+    image = _get(meta, "network_data_format", "inputs", "image") or {}
+    chan_def = _get(image, "channel_def") or {}
     try:
         channels = tuple(canonical_modality(chan_def[k]) for k in sorted(chan_def, key=int))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"{where}: input channel_def {chan_def} is not the BraTS sequences ({exc})") from None
     if not channels:
         raise ModelError(f"{where}: metadata.json has no network_data_format.inputs.image.channel_def")
-    pred = fmt.get("outputs", {}).get("pred", {})
-    out_def = pred.get("channel_def") or {}
-    keys = ["".join(ch for ch in str(out_def[k]).lower() if ch.isalnum()) for k in sorted(out_def, key=int)]
+    out_def = _get(meta, "network_data_format", "outputs", "pred", "channel_def") or {}
+    try:
+        keys = ["".join(ch for ch in str(out_def[k]).lower() if ch.isalnum()) for k in sorted(out_def, key=int)]
+    except (KeyError, ValueError, TypeError):
+        keys = ["?"]
     regions = tuple(_REGION_WORDS.get(k, "?") for k in keys)
     if not regions or "?" in regions:
         raise ModelError(f"{where}: output channel_def {out_def} is not tumour core / whole tumour / enhancing "
                          "tumour regions (label outputs of bundles are not supported yet)")
-    arch = {k: v for k, v in network_def.items() if k != "_target_"}
-    dims = int(arch.get("spatial_dims", 3))
+    dims = arch.get("spatial_dims", 3)
+    if dims not in (2, 3):
+        raise ModelError(f"{cfg_path}: network_def.spatial_dims is {dims!r}, not 2 or 3")
     multiple = max(_multiple(image.get("spatial_shape")), 1)
     orientation, normalization = "LPS", {"kind": "zscore_brain"}
     for t in _transforms(config.get("preprocessing")):
@@ -152,36 +163,38 @@ def read_bundle_spec(folder: PathLike) -> ModelSpec:
             orientation = t["axcodes"]
         if kind.startswith("NormalizeIntensity") and t.get("nonzero") and t.get("channel_wise"):
             normalization = {"kind": "nonzero_channelwise"}
-    roi = (config.get("inferer") or {}).get("roi_size")
+    roi = _get(config, "inferer", "roi_size")
     patch = tuple(int(r) for r in roi) if isinstance(roi, list) and all(isinstance(r, int) for r in roi) else None
     provenance = {"source": f"MONAI bundle {meta.get('name') or folder.name}", "version": meta.get("version"),
                   "description": meta.get("description"), "data": meta.get("data_source"),
                   "scores": meta.get("eval_metrics"), "references": meta.get("references"),
                   "intended_use": meta.get("intended_use")}
     provenance = {k: v for k, v in provenance.items() if v is not None}
-    if target == "SegResNet":
+    if cls.__name__ == "SegResNet":
         family = "segresnet"
     else:
         family, arch = "bundle", {"network_def": network_def, "divisible_by": multiple}
-    return ModelSpec(name=meta.get("name") or folder.name, family=family, arch=arch, channels=channels,
+    return ModelSpec(name=str(meta.get("name") or folder.name), family=family, arch=arch, channels=channels,
                      orientation=orientation, output="regions", regions=regions, classes=(),
                      label_scheme="brats2021", normalization=normalization, dims=dims, patch_size=patch,
                      divisible_by=multiple, provenance=provenance, crop=False)
 
 
-def build_bundle_network(spec: ModelSpec) -> nn.Module:
-    """Instantiate a ``bundle``-family spec's ``network_def`` (literal MONAI networks only)."""
-    from monai.bundle import ConfigParser
+def build_bundle_network(spec: ModelSpec, where: str | None = None) -> nn.Module:
+    """Build a ``bundle``-family spec's ``network_def`` (allowlisted MONAI class, literal arguments).
 
-    network_def = spec.arch.get("network_def")
-    if not isinstance(network_def, dict):
-        raise ModelError(f"model {spec.name!r}: bundle family without a network_def")
-    _literal_only(network_def, spec.name)
-    _target_name(network_def, spec.name)
-    try:
-        net = ConfigParser({"network_def": network_def}).get_parsed_content("network_def")
-    except Exception as exc:  # noqa: BLE001
-        raise ModelError(f"model {spec.name!r}: cannot instantiate its network_def ({exc})") from None
+    The one builder of bundle networks, for bundle folders and checkpoints alike:
+    :func:`~.monai_nets.build_network_def`, wrapped in :class:`PadToMultiple`.
+
+    Raises
+    ------
+    ModelError
+        Naming ``where`` (default: the model's name) and the refused key.
+    """
+    where = where or f"model {spec.name!r}"
+    if "network_def" not in spec.arch:
+        raise ModelError(f"{where}: bundle family without a network_def")
+    net = build_network_def(spec.arch["network_def"], where)
     return PadToMultiple(net, int(spec.arch.get("divisible_by", 1)), spec.dims)
 
 
@@ -216,7 +229,10 @@ def load_bundle(folder: PathLike, device: str = "cpu") -> LoadedModel:
 
     folder = Path(folder)
     spec = read_bundle_spec(folder)
-    network = build_network(spec)
+    try:
+        network = build_network(spec)
+    except ModelError as exc:
+        raise ModelError(f"{_config_file(folder)}: {exc}") from None
     inner = network.net if isinstance(network, PadToMultiple) else network
     state = _read_weights(folder / "models" / "model.pt", device)
     try:

@@ -37,6 +37,11 @@ def _indexed(variables: dict[str, np.ndarray], base: str) -> list[np.ndarray]:
         m = pat.match(name)
         if m:
             found[int(m.group(1)) if m.group(1) else 0] = arr
+    missing = [i for i in range(len(found)) if i not in found]
+    if missing:
+        name = f"net/{base}" + (f"_{missing[0]}" if missing[0] else "")
+        raise ModelError(f"the checkpoint has no variable {name} (it has {len(found)} net/{base}* variables "
+                         f"numbered up to {max(found)}): the index is incomplete or from another model")
     return [found[i] for i in range(len(found))]
 
 
@@ -91,46 +96,85 @@ def load_tf_variables(net: DeepMedic, variables: dict[str, np.ndarray]) -> None:
 
 
 def _parse_config(path: Path) -> dict[str, Any]:
-    """Read the simple ``key = value`` lines of a DeepMedic ``modelConfig.txt`` (Python literals)."""
+    """Read the simple ``key = value`` lines of a DeepMedic ``modelConfig.txt`` (Python literals).
+
+    Raises
+    ------
+    ModelError
+        Naming the file, when it is not UTF-8 text or holds no ``key = value`` setting.
+    """
     import ast
 
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the DeepMedic model config ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{path}: is not a UTF-8 text file (byte {exc.start}); not a DeepMedic model config"
+                         ) from None
     cfg: dict[str, Any] = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if "=" not in line:
             continue
         key, value = (s.strip() for s in line.split("=", 1))
         try:
             cfg[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
             continue
+    if not cfg:
+        raise ModelError(f"{path}: holds no 'key = value' setting; not a DeepMedic model config")
     return cfg
 
 
+def _seq(value: Any) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list, found {type(value).__name__}")
+    return list(value)
+
+
+def _factors(value: Any) -> list[int]:
+    factors = _seq(value)
+    if factors and not isinstance(factors[0], list | tuple):
+        factors = [factors]
+    if any(len(set(f)) != 1 for f in factors):
+        raise ModelError("subsampleFactor: only isotropic DeepMedic subsampling factors are supported")
+    return [int(f[0]) for f in factors]
+
+
+def _setting(cfg: dict[str, Any], key: str, convert: Any, default: Any) -> Any:
+    """``convert(cfg[key])``, ``default`` when absent; a value that does not convert names the key."""
+    if key not in cfg:
+        return default
+    try:
+        return convert(cfg[key])
+    except (TypeError, ValueError, IndexError, KeyError) as exc:
+        raise ModelError(f"{key} = {cfg[key]!r} is not a valid setting ({exc})") from None
+
+
 def arch_from_config(cfg: dict[str, Any]) -> dict[str, Any]:
-    """:class:`DeepMedic` arguments from a parsed ``modelConfig.txt`` (CaPTk defaults where absent)."""
+    """:class:`DeepMedic` arguments from a parsed ``modelConfig.txt`` (CaPTk defaults where absent).
+
+    Raises
+    ------
+    ModelError
+        Naming the setting whose value has the wrong type or an unsupported value.
+    """
     arch = dict(CAPTK_ARCH)
-    arch["in_channels"] = int(cfg.get("numberOfInputChannels", arch["in_channels"]))
-    arch["n_classes"] = int(cfg.get("numberOfOutputClasses", arch["n_classes"]))
-    arch["fms_normal"] = list(cfg.get("numberFMsPerLayerNormal", arch["fms_normal"]))
-    arch["fms_subsampled"] = list(cfg.get("numberFMsPerLayerSubsampled", arch["fms_normal"]))
-    if "subsampleFactor" in cfg:
-        factors = cfg["subsampleFactor"]
-        if factors and not isinstance(factors[0], (list, tuple)):
-            factors = [factors]
-        if any(len(set(f)) != 1 for f in factors):
-            raise ModelError("only isotropic DeepMedic subsampling factors are supported")
-        arch["subsample_factors"] = [int(f[0]) for f in factors]
-    arch["residual_layers"] = list(cfg.get("layersWithResidualConnNormal", arch["residual_layers"]))
-    arch["fms_fc"] = list(cfg.get("numberFMsPerLayerFC", arch["fms_fc"]))
-    k1 = cfg.get("kernelDimPerLayerFC", [cfg.get("kernelDimFor1stFcLayer", [3, 3, 3])])[0]
-    arch["fc_kernel"] = int(k1[0])
-    arch["residual_layers_fc"] = list(cfg.get("layersWithResidualConnFC", arch["residual_layers_fc"]))
-    arch["dropout_fc"] = list(cfg.get("dropoutRatesFc", arch["dropout_fc"]))
-    seg = cfg.get("segmentsDimInference", [arch["segment_size"]] * 3)
-    arch["segment_size"] = int(seg[0])
+    arch["in_channels"] = _setting(cfg, "numberOfInputChannels", int, arch["in_channels"])
+    arch["n_classes"] = _setting(cfg, "numberOfOutputClasses", int, arch["n_classes"])
+    arch["fms_normal"] = _setting(cfg, "numberFMsPerLayerNormal", _seq, arch["fms_normal"])
+    arch["fms_subsampled"] = _setting(cfg, "numberFMsPerLayerSubsampled", _seq, arch["fms_normal"])
+    arch["subsample_factors"] = _setting(cfg, "subsampleFactor", _factors, arch["subsample_factors"])
+    arch["residual_layers"] = _setting(cfg, "layersWithResidualConnNormal", _seq, arch["residual_layers"])
+    arch["fms_fc"] = _setting(cfg, "numberFMsPerLayerFC", _seq, arch["fms_fc"])
+    first_fc = _setting(cfg, "kernelDimFor1stFcLayer", lambda v: int(v[0]), 3)
+    arch["fc_kernel"] = _setting(cfg, "kernelDimPerLayerFC", lambda v: int(v[0][0]), first_fc)
+    arch["residual_layers_fc"] = _setting(cfg, "layersWithResidualConnFC", _seq, arch["residual_layers_fc"])
+    arch["dropout_fc"] = _setting(cfg, "dropoutRatesFc", _seq, arch["dropout_fc"])
+    arch["segment_size"] = _setting(cfg, "segmentsDimInference", lambda v: int(v[0]), arch["segment_size"])
     for key in ("kernelDimPerLayerNormal", "kernelDimPerLayerSubsampled"):
-        if key in cfg and any(list(k) != [3, 3, 3] for k in cfg[key]):
+        if _setting(cfg, key, lambda v: any(list(k) != [3, 3, 3] for k in v), False):
             raise ModelError(f"{key}: only 3x3x3 DeepMedic kernels are supported")
     if cfg.get("activationFunction", "prelu") != "prelu":
         raise ModelError("only PReLU DeepMedic models are supported")
@@ -176,6 +220,12 @@ def is_captk_deepmedic_folder(folder: str | Path) -> bool:
     return p.is_dir() and any(p.glob("*.index")) and any(p.glob("*.data-*-of-*"))
 
 
+def _named(path: Path, exc: Exception) -> str:
+    """The message of ``exc``, prefixed with ``path`` unless it names it already."""
+    msg = str(exc)
+    return msg if str(path) in msg else f"{path}: {msg}"
+
+
 def load_captk_deepmedic(folder: str | Path, device: str = "cpu") -> LoadedModel:
     """Load CaPTk's DeepMedic model (TensorFlow checkpoint + ``modelConfig.txt``) without TensorFlow.
 
@@ -201,9 +251,21 @@ def load_captk_deepmedic(folder: str | Path, device: str = "cpu") -> LoadedModel
     if not path.is_dir():
         raise ModelError(f"{path}: not a DeepMedic model folder")
     cfg_path = path / "modelConfig.txt"
-    arch = arch_from_config(_parse_config(cfg_path)) if cfg_path.is_file() else dict(CAPTK_ARCH)
-    net = build_deepmedic(arch)
-    load_tf_variables(net, read_checkpoint(path, prefix_filter="net/"))
+    if cfg_path.is_file():
+        try:
+            arch = arch_from_config(_parse_config(cfg_path))
+        except ModelError as exc:
+            raise ModelError(_named(cfg_path, exc)) from None
+    else:
+        arch = dict(CAPTK_ARCH)
+    try:
+        net = build_deepmedic(arch)
+    except (RuntimeError, ValueError, TypeError) as exc:  # e.g. a negative number of feature maps
+        raise ModelError(f"{cfg_path}: the settings do not make a DeepMedic network ({exc})") from None
+    try:
+        load_tf_variables(net, read_checkpoint(path, prefix_filter="net/"))
+    except ModelError as exc:
+        raise ModelError(_named(path, exc)) from None
     net.eval().to(device)
     return LoadedModel(spec=captk_spec(arch), network=net, source=str(path))
 

@@ -42,7 +42,7 @@ FAMILIES: dict[str, tuple[str, str, int, str, str]] = {
     "resunet2d": ("unet2d", "build_unet2d", 2, "2D U-Net with a ResNet-50 encoder (MONAI FlexibleUNet)",
                   "He et al. 2016; MONAI FlexibleUNet"),
     "attunet2d": ("unet2d", "build_unet2d", 2, "2D Attention U-Net (MONAI AttentionUnet)", "Oktay et al. 2018"),
-    "bundle": ("bundle", "build_bundle_network", 3, "any MONAI network of a bundle's network_def",
+    "bundle": ("bundle", "build_bundle_network", 3, "an allowlisted MONAI network of a bundle's network_def",
                "MONAI model zoo bundles"),
 }
 
@@ -199,6 +199,10 @@ def list_models(extra: Iterable[PathLike] = ()) -> list[dict[str, Any]]:
             info = describe_spec(_spec_of(path))
         except ModelError as exc:
             out.append({"source": str(path), "shipped": shipped, "error": str(exc)})
+            continue
+        except Exception as exc:  # noqa: BLE001 - one unreadable path must not hide the others
+            out.append({"source": str(path), "shipped": shipped,
+                        "error": f"{path}: cannot be read ({type(exc).__name__}: {exc}); please report this"})
             continue
         info.update(source=str(path), shipped=shipped)
         out.append(info)

@@ -11,7 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import LabelSchemeError, ModelError
+from ..labels import SCHEMES, get_scheme
 
 #: Version of the checkpoint metadata layout.
 FORMAT_VERSION = 1
@@ -61,7 +62,8 @@ class ModelSpec:
         For ``regions``: the region of each output channel, e.g. ``("TC", "WT", "ET")``.
     label_scheme
         The scheme of the labels the model was trained on (provenance; conversions go through
-        :mod:`napari_brats_seg.core.labels`).
+        :mod:`napari_brats_seg.core.labels`). One :func:`~napari_brats_seg.core.labels.get_scheme`
+        knows, else :class:`ModelError` on construction.
     normalization
         ``{"kind": ...}`` with ``zscore_brain`` (per channel, brain voxels), ``deepmedic`` (CaPTk
         cut-offs) or ``nonzero_channelwise`` (MONAI NormalizeIntensity nonzero=True), plus options.
@@ -101,6 +103,14 @@ class ModelSpec:
     provenance: dict[str, Any] = field(default_factory=dict)
     crop: bool = True
     format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        """Refuse a ``label_scheme`` that :func:`~napari_brats_seg.core.labels.get_scheme` does not know."""
+        try:
+            get_scheme(self.label_scheme)
+        except (LabelSchemeError, TypeError):
+            raise ModelError(f"model {self.name!r}: label_scheme {self.label_scheme!r} is not a known label scheme "
+                             f"({', '.join(SCHEMES)})") from None
 
     def to_json(self) -> str:
         """Serialise to a JSON string."""

@@ -211,6 +211,16 @@ def read_index(index_path: str | Path) -> dict[str, TensorEntry]:
         raise ModelError(f"{path}: cannot read the checkpoint index ({exc.strerror})") from exc
     if len(data) < _FOOTER_LEN or struct.unpack_from("<Q", data, len(data) - 8)[0] != _TABLE_MAGIC:
         raise ModelError(f"{path}: not a TensorFlow checkpoint index (no SSTable magic number)")
+    try:
+        return _read_entries(data)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    except (struct.error, UnicodeDecodeError, IndexError, ValueError) as exc:
+        raise ModelError(f"{path}: the TensorFlow checkpoint index is corrupt ({type(exc).__name__}: {exc})") from None
+
+
+def _read_entries(data: bytes) -> dict[str, TensorEntry]:
+    """The tensor entries of an index file's bytes (see :func:`read_index`)."""
     footer = data[len(data) - _FOOTER_LEN :]
     _, _, pos = _block_handle(footer, 0)  # metaindex: unused
     index_offset, index_size, _ = _block_handle(footer, pos)
@@ -220,7 +230,10 @@ def read_index(index_path: str | Path) -> dict[str, TensorEntry]:
         for key, value in _block_entries(_read_block(data, block_offset, block_size)):
             if not key:  # BundleHeaderProto
                 continue
-            name = key.decode("utf-8")
+            try:
+                name = key.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ModelError(f"variable name {key[:40]!r} is not UTF-8 text: the index is corrupt") from None
             entries[name] = _parse_entry(name, value)
     return entries
 
@@ -274,7 +287,7 @@ def read_checkpoint(path: str | Path, prefix_filter: str | None = None) -> dict[
         if prefix_filter is not None and not name.startswith(prefix_filter):
             continue
         if entry.dtype not in _TF_DTYPES:
-            raise ModelError(f"{name}: unsupported TensorFlow dtype enum {entry.dtype}")
+            raise ModelError(f"{prefix}: {name}: unsupported TensorFlow dtype enum {entry.dtype}")
         if entry.shard_id not in blobs:
             shard_path = _data_path(prefix, entry.shard_id, n_shards)
             try:
@@ -285,7 +298,7 @@ def read_checkpoint(path: str | Path, prefix_filter: str | None = None) -> dict[
         dtype = _TF_DTYPES[entry.dtype]
         count = int(np.prod(entry.shape, dtype=np.int64)) if entry.shape else 1
         if entry.size != count * dtype.itemsize or entry.offset + entry.size > len(blob):
-            raise ModelError(f"{name}: checkpoint entry does not fit its data file (corrupt or truncated)")
+            raise ModelError(f"{prefix}: {name}: checkpoint entry does not fit its data file (corrupt or truncated)")
         arr = np.frombuffer(blob, dtype=dtype, count=count, offset=entry.offset)
         out[name] = arr.reshape(entry.shape).astype(dtype.newbyteorder("="), copy=True)
     return out
