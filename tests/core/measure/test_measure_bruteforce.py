@@ -1,9 +1,10 @@
 """The RANO diameters of the 12 real expert label maps against an independent brute-force search.
 
 The brute force here shares nothing with :mod:`napari_brats_seg.core.measure.chords` but the
-definition: on the slice the measurement chose, the long axis is the longest segment between two
-boundary pixels (every pair tried, longest first) whose Bresenham line (:func:`skimage.draw.line`)
-stays inside the lesion's filled slice region, and the perpendicular is the longest such segment
+definition: on the slice the measurement chose, the measured region is rebuilt (the lesion's pixels,
+the necrosis inside their convex hull, holes filled, the 8-connected piece of the long axis), the long
+axis is the longest segment between two boundary pixels (every pair tried, longest first) whose
+Bresenham line (:func:`skimage.draw.line`) stays inside that region, and the perpendicular is the longest such segment
 between *any* two region pixels whose direction lies within the tolerance of perpendicular to the
 long axis. It runs on the chosen slice only (the whole-volume search over every slice would take
 minutes per case), on the two largest enhancing lesions of every case and on the whole tumour of the
@@ -20,6 +21,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 from skimage.draw import line
+from skimage.morphology import convex_hull_image
 
 from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core.io import read_labels
@@ -68,11 +70,15 @@ def _brute_perp(region: np.ndarray, sp: np.ndarray, u: np.ndarray, tol_deg: floa
     return best
 
 
-def _lesion_slice(et: np.ndarray, z: int, yx: tuple[int, int]) -> np.ndarray:
-    cc, _ = ndimage.label(et, structure=np.ones((3, 3, 3), bool))
-    piece = cc[z] == cc[z, yx[0], yx[1]]
-    cc2, _ = ndimage.label(piece, structure=np.ones((3, 3), bool))
-    return ndimage.binary_fill_holes(cc2 == cc2[yx])
+def _lesion_slice(mask: np.ndarray, z: int, yx: tuple[int, int], ncr: np.ndarray | None) -> np.ndarray:
+    """The measured region: the lesion's pixels on slice z, the necrosis inside their convex hull, holes
+    filled; the 8-connected piece holding ``yx``."""
+    cc, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    region = cc[z] == cc[z, yx[0], yx[1]]
+    if ncr is not None and region.sum() >= 3:
+        region = region | (ncr[z] & convex_hull_image(region))
+    cc2, _ = ndimage.label(ndimage.binary_fill_holes(region), structure=np.ones((3, 3), bool))
+    return cc2 == cc2[yx]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -80,17 +86,17 @@ def test_diameters_match_brute_force(brats2018_dir: Path, case: str) -> None:
     internal, _, geo = read_labels(brats2018_dir / case / f"{case}_seg.nii.gz")
     sp = np.asarray(geo.spacing[1:])
     pixel = float(sp.max())
-    et = internal == lab.ENHANCING
-    figures = [(measure_region(et, geo.spacing), et, 2)]
+    et, ncr = internal == lab.ENHANCING, internal == lab.NECROTIC
+    figures = [(measure_region(et, geo.spacing, enclosed=ncr), et, ncr, 2)]
     if "TCIA10" in case:  # the lower-grade cases: their whole-tumour (RANO-LGG style) figure too
         wt = lab.region_masks(internal)["WT"]
-        figures.append((measure_region(wt, geo.spacing, region="WT"), wt, 1))
+        figures.append((measure_region(wt, geo.spacing, region="WT"), wt, None, 1))
     checked = 0
-    for fig, mask, n in figures:
+    for fig, mask, enclosed, n in figures:
         for les in fig.lesions[:n]:
             if les.long is None or les.long_mm < 5:
                 continue
-            region = _lesion_slice(mask, les.slice, les.long.start)
+            region = _lesion_slice(mask, les.slice, les.long.start, enclosed)
             assert region[les.long.end] and region[les.perp.start] and region[les.perp.end]
             long_bf, _ = _brute_long(region, sp)
             assert abs(les.long.centre_mm - long_bf) <= pixel, (case, fig.region, les.id, les.long_mm, long_bf)
@@ -105,12 +111,13 @@ def test_diameters_match_brute_force(brats2018_dir: Path, case: str) -> None:
 def test_chosen_slice_has_the_largest_product(brats2018_dir: Path, case: str) -> None:
     """The slice search skips slices that cannot win; measuring every slice alone finds no larger product."""
     internal, _, geo = read_labels(brats2018_dir / case / f"{case}_seg.nii.gz")
-    les = measure_region(internal == lab.ENHANCING, geo.spacing).lesions[0]
+    ncr = internal == lab.NECROTIC
+    les = measure_region(internal == lab.ENHANCING, geo.spacing, enclosed=ncr).lesions[0]
     cc, _ = ndimage.label(internal == lab.ENHANCING, structure=np.ones((3, 3, 3), bool))
     lesion = cc == cc[les.slice, les.long.start[0], les.long.start[1]]
     products = {}
     for z in np.flatnonzero(lesion.any(axis=(1, 2))):
-        long, perp = measure_slice(lesion[z], geo.spacing[1:])
+        long, perp = measure_slice(lesion[z], geo.spacing[1:], enclosed=ncr[z])
         products[int(z)] = (long.length_mm if long else 0.0) * (perp.length_mm if perp else 0.0)
     assert max(products.values()) == pytest.approx(les.product_mm2)
     assert products[les.slice] == pytest.approx(les.product_mm2)

@@ -115,7 +115,8 @@ class CaseMeasurement:
             "rules": {"min_diameter_mm": self.et.min_diameter_mm, "min_slices": MIN_SLICES,
                       "thick_slice_mm": THICK_SLICE_MM, "max_targets": MAX_TARGETS,
                       "perpendicular_tolerance_deg": self.et.tolerance_deg,
-                      "measured_region": "enhancing lesion with the holes it encloses on the slice filled"},
+                      "measured_region": "enhancing lesion + the necrosis inside its convex hull on the slice, "
+                                         "holes filled"},
             "status": et["status"], "lesions": et["lesions"], "spd_mm2": et["spd_mm2"],
             "n_target_lesions": et["n_target_lesions"],
             "whole_tumour": self.region_json(self.wt),
@@ -155,7 +156,7 @@ def measure_labels(internal: np.ndarray, geometry: Geometry | Sequence[float], *
     if not masks["WT"].any():
         raise CaseError("the label map is empty (no tumour class labelled): nothing to measure", source)
     et = measure_region(masks["ET"], spacing, region="ET", tolerance_deg=tolerance_deg,
-                        on_progress=on_progress, cancel=cancel)
+                        enclosed=arr == lab.NECROTIC, on_progress=on_progress, cancel=cancel)
     wt = measure_region(masks["WT"], spacing, region="WT", tolerance_deg=tolerance_deg, cancel=cancel)
     notes = []
     if not et.lesions:

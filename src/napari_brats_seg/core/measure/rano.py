@@ -7,11 +7,14 @@ What is measured, and our choices
   style figure of non-enhancing tumours.
 - **Slice.** Each lesion is measured on every axial slice (internal ``z``) it touches; the slice kept
   is the one with the largest product of the two diameters.
-- **Measured region on a slice.** The lesion's pixels with their enclosed holes filled
-  (:func:`scipy.ndimage.binary_fill_holes`). RANO measures the contrast-enhancing lesion across its
-  outer contour: for a rim of enhancement around necrosis or a cyst, the diameters run across the
-  rim *through* the necrotic centre, and the product includes the cavity the rim encloses. Necrosis
-  or cysts that the enhancing rim does not enclose on that slice are not measured.
+- **Measured region on a slice.** The lesion's pixels, plus the necrotic core (NCR) inside their
+  convex hull on that slice, with every hole this encloses filled (:func:`measured_region`). RANO
+  measures the contrast-enhancing lesion across its outer contour: for a rim of enhancement around
+  necrosis or a cyst, the diameters run across the rim *through* the necrotic centre, and the product
+  includes the cavity the rim encloses, also where the labelled rim is broken (real rims often are:
+  the hull closes the gaps over necrosis, not over edema or brain). Necrosis outside the hull is not
+  measured, nor is necrosis alone; the chords stay inside the measured region, in one 8-connected
+  piece of it.
 - **Diameters** (see :mod:`.chords`): the longest chord inside that region, and the longest inside
   chord within ``tolerance_deg`` of perpendicular to it, found between pixel centres and reported
   from edge to edge (the centres' distance plus one pixel width along the chord), in mm honouring the
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 
 from ..lesionwise import CONNECTIVITY_26
 from ..progress import CancelToken, ProgressCallback, check, report
@@ -167,37 +171,54 @@ def measurability(long_mm: float, perp_mm: float, n_slices: int, slice_thickness
     return True, f"measurable: both diameters >= {need:g} mm, seen on {n_slices} slices"
 
 
-def measure_slice(region: np.ndarray, spacing_yx: tuple[float, float],
-                  tolerance_deg: float = PERP_TOLERANCE_DEG) -> tuple[Chord | None, Chord | None]:
-    """The two diameters of one 2D region (its best 2D piece, holes filled): ``(long, perp)``."""
+def measure_slice(region: np.ndarray, spacing_yx: tuple[float, float], tolerance_deg: float = PERP_TOLERANCE_DEG,
+                  enclosed: np.ndarray | None = None) -> tuple[Chord | None, Chord | None]:
+    """The two diameters of one 2D region (its best 2D piece, see :func:`measured_pieces`): ``(long, perp)``."""
     m = np.asarray(region, bool)
     if not m.any():
         return None, None
-    _, axis, perp = _best_slice(m[None], spacing_yx, tolerance_deg)
+    enc = None if enclosed is None else np.asarray(enclosed, bool)[None]
+    _, axis, perp = _best_slice(m[None], spacing_yx, tolerance_deg, enc)  # type: ignore[arg-type]
     return axis, perp
 
 
-def _pieces(lesion: np.ndarray) -> list[tuple[int, tuple[int, int], np.ndarray]]:
-    """The 2D pieces (8-connected, holes filled, cropped) of a lesion on each slice: ``(z, (dy, dx), mask)``."""
+def measured_region(lesion2d: np.ndarray, enclosed2d: np.ndarray | None = None) -> np.ndarray:
+    """What is measured of a lesion on one slice: its pixels, the ``enclosed`` pixels (necrosis) inside
+    their convex hull, and every hole this encloses, filled."""
+    m = np.asarray(lesion2d, bool)
+    if enclosed2d is not None and np.count_nonzero(m) >= 3:
+        m = m | (np.asarray(enclosed2d, bool) & convex_hull_image(m))
+    return ndimage.binary_fill_holes(m)
+
+
+def measured_pieces(lesion: np.ndarray, enclosed: np.ndarray | None = None
+                    ) -> list[tuple[int, tuple[int, int], np.ndarray]]:
+    """The 2D pieces (8-connected, cropped) of the measured region on each slice: ``(z, (dy, dx), mask)``.
+
+    Only pieces holding pixels of the lesion itself count (necrosis alone is never measured).
+    """
     out = []
     for z in np.flatnonzero(lesion.any(axis=(1, 2))):
-        cc, _ = ndimage.label(lesion[z], structure=_EIGHT)
+        region = measured_region(lesion[z], None if enclosed is None else enclosed[z])
+        cc, _ = ndimage.label(region, structure=_EIGHT)
         for k, box in enumerate(ndimage.find_objects(cc), start=1):
-            out.append((int(z), (box[0].start, box[1].start), ndimage.binary_fill_holes(cc[box] == k)))
+            piece = cc[box] == k
+            if (piece & lesion[z][box]).any():
+                out.append((int(z), (box[0].start, box[1].start), piece))
     return out
 
 
-def _best_slice(lesion: np.ndarray, spacing_yx: tuple[float, float], tolerance_deg: float
-                ) -> tuple[int, Chord | None, Chord | None]:
+def _best_slice(lesion: np.ndarray, spacing_yx: tuple[float, float], tolerance_deg: float,
+                enclosed: np.ndarray | None = None) -> tuple[int, Chord | None, Chord | None]:
     """The slice (index into ``lesion``) with the largest product, and its two diameters.
 
-    A chord's digital line is 8-connected, so it lies in one 2D piece of the lesion; the pieces of
-    every slice are visited by decreasing hull diameter ``D``. Both diameters are at most ``D``, so a
-    piece with ``D² <=`` the best product so far cannot win, and neither can one whose long axis
-    squared is no larger (the perpendicular is never longer than the long axis).
+    A chord's digital line is 8-connected, so it lies in one 2D piece of the measured region; the
+    pieces of every slice are visited by decreasing hull diameter ``D``. Both diameters are at most
+    ``D``, so a piece with ``D² <=`` the best product so far cannot win, and neither can one whose long
+    axis squared is no larger (the perpendicular is never longer than the long axis).
     """
     cands = []
-    for z, off, piece in _pieces(lesion):
+    for z, off, piece in measured_pieces(lesion, enclosed):
         b = boundary_pixels(piece)
         _, d = hull_diameter(b, spacing_yx)
         cands.append((d, z, off, piece, b))
@@ -223,8 +244,8 @@ def _shift(chord: Chord | None, dy: int, dx: int) -> Chord | None:
 
 def measure_region(mask: np.ndarray, spacing: Sequence[float], *, region: str = "ET",
                    tolerance_deg: float = PERP_TOLERANCE_DEG, max_targets: int = MAX_TARGETS,
-                   on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None
-                   ) -> RegionMeasurement:
+                   enclosed: np.ndarray | None = None, on_progress: ProgressCallback | None = None,
+                   cancel: CancelToken | None = None) -> RegionMeasurement:
     """Measure every lesion (3D component) of a boolean ``(z, y, x)`` mask.
 
     Parameters
@@ -239,6 +260,9 @@ def measure_region(mask: np.ndarray, spacing: Sequence[float], *, region: str = 
         How far from perpendicular the second diameter may be.
     max_targets
         At most this many target lesions (RANO: 5).
+    enclosed
+        A boolean ``(z, y, x)`` mask (necrotic core) measured with a lesion where it lies inside the
+        convex hull of the lesion's pixels on a slice (:func:`measured_region`); None: the lesion alone.
 
     Returns
     -------
@@ -257,7 +281,8 @@ def measure_region(mask: np.ndarray, spacing: Sequence[float], *, region: str = 
     for k, box in enumerate(boxes, start=1):
         check(cancel)
         lesion = cc[box] == k
-        z, axis, perp = _best_slice(lesion, (sp[1], sp[2]), tolerance_deg)
+        enc = None if enclosed is None else np.asarray(enclosed, bool)[box]
+        z, axis, perp = _best_slice(lesion, (sp[1], sp[2]), tolerance_deg, enc)
         dy, dx = box[1].start, box[2].start
         n_slices = int(np.count_nonzero(lesion.any(axis=(1, 2))))
         les = LesionMeasurement(0, int(z + box[0].start), n_slices, int(lesion.sum()) * voxel_ml,
