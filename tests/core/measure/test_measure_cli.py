@@ -88,3 +88,40 @@ def test_bad_input_is_said_plainly(tmp_path: Path) -> None:
 
     proc = _cli(str(tmp_path / "missing_seg.nii.gz"))
     assert proc.returncode == 2 and "file not found" in proc.stderr
+
+
+def test_world_frame_follows_the_file_orientation(real_crop_dir: Path, tmp_path: Path) -> None:
+    """The same labels stored RAS instead of LPS: same diameters, same world ends, the file's own voxels."""
+    from napari_brats_seg.core.measure import measure_file
+
+    seg = next(real_crop_dir.glob("*_seg.nii.gz"))
+    ras_img = nib.as_closest_canonical(nib.load(str(seg)))
+    assert nib.aff2axcodes(ras_img.affine) == ("R", "A", "S")
+    ras = tmp_path / "ras_seg.nii.gz"
+    nib.save(ras_img, str(ras))
+    a, b = measure_file(seg).to_dict(), measure_file(ras).to_dict()
+    la, lb = a["lesions"][0], b["lesions"][0]
+    assert (la["long_mm"], la["perp_mm"], la["slice"]) == (lb["long_mm"], lb["perp_mm"], lb["slice"])
+    assert np.allclose(la["endpoints_mm"]["long"], lb["endpoints_mm"]["long"], atol=1e-3)
+    data = np.asarray(ras_img.dataobj)
+    for vox in lb["endpoints_voxel"]["long"]:
+        assert data[tuple(vox)] == 4
+    assert lb["endpoints_voxel"]["long"] != la["endpoints_voxel"]["long"]
+
+
+def test_oblique_plane_is_said(tmp_path: Path) -> None:
+    from napari_brats_seg.core.measure import measure_file
+
+    t = np.radians(12.0)
+    rot = np.array([[1, 0, 0], [0, np.cos(t), -np.sin(t)], [0, np.sin(t), np.cos(t)]])
+    aff = np.eye(4)
+    aff[:3, :3] = rot @ np.diag([-0.9, -0.9, 5.0])
+    data = np.zeros((40, 40, 6), np.uint8)
+    data[8:30, 10:28, 1:4] = 4
+    path = tmp_path / "obl_seg.nii.gz"
+    nib.save(nib.Nifti1Image(data, aff), str(path))
+    res = measure_file(path).to_dict()
+    assert "tilted 12.0 degrees" in res["plane"] and res["spacing_zyx_mm"] == [5.0, 0.9, 0.9]
+    les = res["lesions"][0]
+    ends = np.array(les["endpoints_mm"]["long"])
+    assert np.linalg.norm(ends[1] - ends[0]) == pytest.approx(les["long_mm"], abs=0.01)
