@@ -91,3 +91,28 @@ def test_no_enhancing_tumour_is_said(make_napari_viewer, qtbot) -> None:
     widget.measure()
     qtbot.waitUntil(lambda: widget.computed == 2, timeout=30_000)
     assert widget.table.rowCount() == 1 and widget.table.item(0, 5).text() == "target"
+
+
+def test_report_button_writes_the_report(make_napari_viewer, qtbot, small_case_dir: Path, tmp_path: Path,
+                                         notifications) -> None:
+    from napari.layers import Labels
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measure")
+    assert widget.write_report(tmp_path / "none.html") is None  # no labels layer yet
+    layers = viewer.open(str(small_case_dir), plugin=PLUGIN)
+    gt = next(ly for ly in layers if isinstance(ly, Labels))
+    widget.labels_combo.set_layer(gt)
+    task = widget.write_report(tmp_path / "report.html", model="tiny@abc")
+    assert task is not None
+    qtbot.waitUntil(lambda: widget.reported == 1, timeout=60_000)
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "tiny@abc" in page and gt.name in page
+
+    # Labels without their case's images: said, nothing written.
+    orphan = viewer.add_labels(np.zeros((4, 8, 8), np.uint8), name="orphan")
+    for ly in [ly for ly in viewer.layers if ly is not orphan]:
+        viewer.layers.remove(ly)
+    widget.labels_combo.set_layer(orphan)
+    assert widget.write_report(tmp_path / "orphan.html") is None
+    assert any("No report" in m for m in notifications()) and not (tmp_path / "orphan.html").exists()

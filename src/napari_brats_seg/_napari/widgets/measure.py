@@ -6,20 +6,25 @@ in the labels layer's millimetre placement) labelled with their lengths, and fil
 slice, long and perpendicular diameters, product, RANO status, and the SPD of the targets. Dragging a
 caliper end (select the line, then its vertex, in the Shapes layer's direct-select mode) fires the
 layer's ``data`` event: the lengths, products, measurability, targets and SPD are recomputed from the
-lines as they now lie, and the edited rows are marked.
+lines as they now lie, and the edited rows are marked. *Report...* writes the PDF or HTML report
+(:mod:`core.measure.report`) of the labels layer over its case's images (the case must be open).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from napari.layers import Labels, Shapes
 from napari.utils.events import Event
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QTableWidget,
@@ -30,6 +35,7 @@ from qtpy.QtWidgets import (
 
 from ...core.errors import BratsSegError
 from ...core.measure import MAX_TARGETS, CaseMeasurement, measurability
+from ..layers import case_from_layers, source_of
 from ..worker import Task, start_task
 from ._qt import LayerCombo
 
@@ -57,6 +63,7 @@ class MeasureWidget(QWidget):
         self.rows: list[dict[str, Any]] = []
         self.task: Task | None = None
         self.computed = 0
+        self._pending = False
         self._keys: list[tuple[int, str]] = []  # per shape: (row index, "long" | "perp")
         self._spacing = np.ones(3)
 
@@ -65,6 +72,9 @@ class MeasureWidget(QWidget):
         self.region_combo.addItems(["ET", "WT"])
         self.region_combo.setToolTip("ET: RANO (enhancing tumour); WT: RANO-LGG style (whole tumour)")
         self.measure_button = QPushButton("Measure")
+        self.report_button = QPushButton("Report...")
+        self.report_button.setToolTip("Write a PDF or HTML report of the case's images and these labels")
+        self.reported = 0
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.spd_label = QLabel("")
@@ -77,11 +87,15 @@ class MeasureWidget(QWidget):
         form.addRow("Figure", self.region_combo)
         lay = QVBoxLayout(self)
         lay.addLayout(form)
-        lay.addWidget(self.measure_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.measure_button)
+        buttons.addWidget(self.report_button)
+        lay.addLayout(buttons)
         lay.addWidget(self.table)
         lay.addWidget(self.spd_label)
         lay.addWidget(self.status)
         self.measure_button.clicked.connect(self.measure)
+        self.report_button.clicked.connect(self._pick_report)
         self.table.cellClicked.connect(self._go_to_row)
 
     # -- measuring -----------------------------------------------------------------------------
@@ -92,6 +106,7 @@ class MeasureWidget(QWidget):
             self.status.setText("Choose a labels layer.")
             return None
         if self.task is not None:
+            self._pending = True  # measured again when the running one is done
             return self.task
         data = np.array(layer.data, dtype=np.uint8, copy=True)
         spacing = tuple(float(s) for s in layer.scale)
@@ -113,6 +128,9 @@ class MeasureWidget(QWidget):
     def _done(self) -> None:
         self.task = None
         self.measure_button.setEnabled(True)
+        if self._pending:
+            self._pending = False
+            self.measure()
 
     def _show(self, result: CaseMeasurement, labels: Labels) -> None:
         self.result = result
@@ -214,3 +232,42 @@ class MeasureWidget(QWidget):
         if 0 <= row < len(self.rows) and self.calipers is not None:
             z = self.rows[row]["slice"]
             self.viewer.dims.set_point(0, float(self.calipers.translate[0] + z * self.calipers.scale[0]))
+
+    # -- report ----------------------------------------------------------------------------------
+    def write_report(self, path: str | Path, *, model: str | None = None) -> Task | None:
+        """Write the report (PDF or HTML by suffix) of the labels layer and its case's images, in the
+        background. It reports the computed measurement: calipers edited by hand are not carried over."""
+        layer = self.labels_combo.layer()
+        if layer is None:
+            self.status.setText("Choose a labels layer.")
+            return None
+        src = source_of(layer)
+        try:
+            case = case_from_layers(self.viewer.layers, src.case_id if src is not None else None)
+        except KeyError as exc:
+            show_error(f"No report: {exc.args[0]}")
+            return None
+        internal = np.array(layer.data, dtype=np.uint8, copy=True)
+        out = Path(path)
+
+        def work(on_progress: Any = None, cancel: Any = None) -> Path:
+            from ...core.measure.report import report_for_case, write_report
+
+            rep = report_for_case(case, internal, source=None, model=model)
+            rep.summary[3] = ("Labels", f"napari layer {layer.name!r}")
+            return write_report(rep, out, overwrite=True)
+
+        self.status.setText(f"Writing {out.name}...")
+        task = start_task(work, description="report", show_progress=False, wrap=BratsSegError)
+        task.succeeded.connect(self._reported)
+        task.failed.connect(lambda exc: self.status.setText(f"No report: {exc}"))
+        return task
+
+    def _reported(self, path: Path) -> None:
+        self.reported += 1
+        self.status.setText(f"Wrote {path}")
+
+    def _pick_report(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Write report", "report.pdf", "PDF (*.pdf);;HTML (*.html)")
+        if path:
+            self.write_report(path)

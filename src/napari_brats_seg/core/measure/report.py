@@ -21,8 +21,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 
+from ..case import Case
 from ..errors import CaseError, OutputExistsError
 from .figures import rano_figure, three_planes_figure
 from .measurement import CaseMeasurement, measure_labels
@@ -73,25 +75,40 @@ def build_report(case: str | os.PathLike, *, labels: str | os.PathLike | None = 
     c = read_case(case, seg=labels, scheme=scheme)
     if c.ground_truth is None:
         raise CaseError("the case has no label map: give one with --labels", case)
-    m = measure_labels(c.ground_truth, c.geometry, case_id=c.case_id, source=c.gt_path,
-                       scheme=c.gt_scheme.name if c.gt_scheme else None)
+    return report_for_case(c, c.ground_truth, source=c.gt_path, scheme=c.gt_scheme.name if c.gt_scheme else None,
+                           model=model, corrected=corrected, date=date)
+
+
+def report_for_case(case: Case, internal: np.ndarray, *, source: str | os.PathLike | None = None,
+                    scheme: str | None = None, model: str | None = None, corrected: bool | None = None,
+                    date: dt.date | None = None) -> Report:
+    """The report of an internal-class label map lying on ``case``'s grid (a case in memory, e.g. napari's).
+
+    Raises
+    ------
+    CaseError
+        Labels that do not fit the case's shape, or empty labels.
+    """
+    if tuple(np.shape(internal)) != tuple(case.shape):
+        raise CaseError(f"labels of shape {np.shape(internal)} do not lie on case {case.case_id} {case.shape}")
+    m = measure_labels(internal, case.geometry, case_id=case.case_id, source=source, scheme=scheme)
     image_name = "T1ce"
-    image = c.images["t1ce"]
+    image = case.images["t1ce"]
     sp = " x ".join(f"{s:g}" for s in m.spacing)
     summary = [
-        ("Case", c.case_id),
+        ("Case", case.case_id),
         ("Report date", (date or dt.datetime.now(dt.UTC).date()).isoformat()),
         ("Scan date", "not recorded in the NIfTI files"),
-        ("Labels", f"{Path(c.gt_path).name if c.gt_path else '-'} ({m.scheme})"),
+        ("Labels", f"{Path(source).name if source else 'in memory'} ({scheme or 'internal classes'})"),
         ("Model / checkpoint", model or "not recorded"),
         ("Corrected by hand", {None: "not recorded", True: "yes", False: "no"}[corrected]),
         ("Plane", m.plane),
         ("Voxel spacing", f"{sp} mm (z, y, x)"),
     ]
-    figs = {"RANO slice with calipers": rano_figure(image, c.ground_truth, m, image_name=image_name),
+    figs = {"RANO slice with calipers": rano_figure(image, internal, m, image_name=image_name),
             "Axial, coronal and sagittal planes through the tumour":
-                three_planes_figure(image, c.ground_truth, m.spacing, image_name=image_name)}
-    return Report(c.case_id, summary, m, figs)
+                three_planes_figure(image, internal, m.spacing, image_name=image_name)}
+    return Report(case.case_id, summary, m, figs)
 
 
 def lesion_rows(fig: RegionMeasurement) -> list[list[str]]:
