@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-step set-up of napari-brats-seg on a fresh Debian machine (Python >= 3.11, no GPU needed).
 # Idempotent: re-running it only installs what is missing.
-#   - Debian packages: Xvfb and Mesa GL (napari needs an X display and OpenGL; tests run under Xvfb)
+#   - Debian packages: Xvfb and Mesa GL (napari needs an X display and OpenGL; tests run under Xvfb),
+#     poppler-utils (the report tests render PDF pages with pdftoppm)
 #   - a virtual environment in .venv with the pinned CPU build of PyTorch installed first
 #     (an unpinned torch would pull a multi-GB CUDA build), then the package with its test extras.
 set -euo pipefail
@@ -11,7 +12,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 DEBS="xvfb xauth libgl1 libegl1 libglx-mesa0 libgl1-mesa-dri libxkbcommon-x11-0 libxcb-icccm4 \
 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-xinerama0 libxcb-xinput0 \
-libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1"
+libxcb-xfixes0 libxcb-shape0 libxcb-cursor0 libdbus-1-3 libfontconfig1 poppler-utils"
 missing=""
 for d in $DEBS; do dpkg -s "$d" >/dev/null 2>&1 || missing="$missing $d"; done
 if [ -n "$missing" ]; then

@@ -1,0 +1,35 @@
+"""``brats-seg report CASE [--labels L] -o report.pdf|report.html``: a measurement report to file."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` sub-command."""
+    p = sub.add_parser("report", help="write a PDF or HTML report: RANO slice with calipers, three planes, tables",
+                       description="Measure a case's labels (RANO, RANO-LGG style, volumes) and write a report: "
+                                   "case id and dates, model if given, the RANO slice with its calipers, axial/"
+                                   "coronal/sagittal planes through the tumour with a legend (radiological "
+                                   "orientation), the measurement and volume tables. PDF or self-contained HTML, "
+                                   "by the output's suffix.")
+    p.add_argument("case", help="case folder, MSD 4D file, or one BraTS-named file of the case")
+    p.add_argument("--labels", help="label map to report (default: the case's own seg file)")
+    p.add_argument("--scheme", choices=("brats2021", "brats2023", "msd"),
+                   help="label scheme of the labels (detected from values and naming if not given)")
+    p.add_argument("--model", help="model and checkpoint that made the labels, written on the report")
+    p.add_argument("--corrected", choices=("yes", "no"), help="whether the labels were corrected by hand")
+    p.add_argument("-o", "--output", required=True, help="report.pdf or report.html")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build and write the report; bad input raises a ``BratsSegError`` (exit 2)."""
+    from ..core.measure.report import build_report, write_report
+
+    corrected = None if args.corrected is None else args.corrected == "yes"
+    rep = build_report(args.case, labels=args.labels, scheme=args.scheme, model=args.model, corrected=corrected)
+    out = write_report(rep, args.output, overwrite=args.overwrite)
+    print(f"wrote {out} ({rep.case_id}: {rep.measurement.et.status})")
+    return 0
