@@ -63,6 +63,7 @@ def read(path: str | Sequence[str]) -> list[LayerData]:
     CaseError
         For a NIfTI file or case that cannot be read (napari shows the message).
     """
+    _start_session()
     if isinstance(path, (list, tuple)):
         if len(path) == 1:
             return read(path[0])
@@ -81,6 +82,17 @@ def read(path: str | Sequence[str]) -> list[LayerData]:
     if len(img.shape) == 4 and img.shape[3] == 4:
         return case_layer_data(read_case(p))
     return [_read_single(p)]
+
+
+def _start_session() -> None:
+    """Start the plugin's session (autosave, locked reference) in the viewer the case opens in."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        from .session import Session
+
+        Session.for_viewer(viewer)
 
 
 def _read_single(path: Path) -> LayerData:
