@@ -112,7 +112,7 @@ def test_recovery_offered_when_case_reopened(make_napari_viewer, qtbot, small_ca
     _open(second, small_case)
     offered = widget.autosave.offered
     assert [r.layer_name for r in offered] == [gt.name]
-    assert any(m.startswith("Unsaved edits were found.") for m in notifications())
+    assert any(m.startswith("Unsaved labels were found.") for m in notifications())
     restored = autosave.restore_recovery(second, offered[0])
     assert isinstance(restored, Labels) and np.array_equal(restored.data, painted)
     assert source_of(restored).case_id == "synthetic-small"

@@ -141,8 +141,8 @@ def test_autosave_runs_when_only_segment_is_opened(make_napari_viewer, qtbot, sm
     pred = _prediction(viewer, small_case)
     _brush(pred, (5, 5, 5), 2)
     rec = autosave.recovery_path(small_case.case_id, pred.name)
-    qtbot.waitUntil(lambda: rec.exists(), timeout=10_000)
-    assert np.array_equal(np.load(rec)["labels"], pred.data)
+    qtbot.waitUntil(lambda: rec.exists() and seg.session.autosave.pending == 0
+                    and np.array_equal(np.load(rec)["labels"], pred.data), timeout=10_000)
 
 
 def test_reader_starts_the_session(make_napari_viewer, qtbot, small_case_dir: Path) -> None:
@@ -195,7 +195,7 @@ def test_new_prediction_hides_earlier_and_is_named(make_napari_viewer, qtbot, ti
     second = _segment(qtbot, seg, tiny_model())
     assert second.name == "tiny, TTA, islands<20, ET<5->NCR [synthetic-tiny]"
     assert second.visible and not first.visible and first in viewer.layers
-    assert 0.4 <= second.opacity <= 0.8 and gt.visible
+    assert 0.4 <= second.opacity <= 0.8 and not gt.visible and gt in viewer.layers
 
 
 # -- 11. notifications: short sentences, no reprs, the path in the details ----------------------
@@ -237,7 +237,7 @@ def test_recovery_offer_has_no_source_repr_and_a_restore_button(make_napari_view
     Session.for_viewer(viewer)
     _open(viewer, small_case)
     note = notification_manager.records[-1]
-    assert str(note.message).split("\n")[0] == "Unsaved edits were found."
+    assert str(note.message).split("\n")[0] == "Unsaved labels were found."
     assert note.source is None and [a[0] for a in note.actions] == ["Restore"]
     toast = NapariQtNotification.from_notification(note)
     qtbot.addWidget(toast)
@@ -248,11 +248,27 @@ def test_recovery_offer_has_no_source_repr_and_a_restore_button(make_napari_view
     assert restored.name == "model [x]" and source_of(restored).role == "prediction"
 
 
-def test_memory_error_message_is_never_empty() -> None:
-    from napari_brats_seg._napari.notify import message_of
+def test_header_claiming_32767_cubed_gives_a_message(make_napari_viewer, qtbot, tmp_path: Path,
+                                                     notifications) -> None:
+    import nibabel as nib
 
-    assert message_of(MemoryError()) and "memory" in message_of(MemoryError())
-    assert message_of(ValueError("bad")) == "bad"
+    case = tmp_path / "Big_000"
+    case.mkdir()
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape((32767, 32767, 32767))
+    hdr.set_data_dtype(np.float32)
+    hdr.set_sform(np.eye(4), 1)
+    for m in ("t1", "t1ce", "t2", "flair"):   # a 348-byte header that claims 140 TB of voxels
+        (case / f"Big_000_{m}.nii").write_bytes(hdr.binaryblock + b"\0" * 1004)
+    viewer = make_napari_viewer()
+    _, load = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
+    load.inspect(str(case))
+    task = load.load()
+    with qtbot.waitSignal(task.done, timeout=30_000):
+        pass
+    first, _, details = notifications()[-1].partition("\n")
+    assert first == "Loading Big_000 failed." and details.strip()
+    assert len(viewer.layers) == 0
 
 
 # -- 12. one case at a time ---------------------------------------------------------------------

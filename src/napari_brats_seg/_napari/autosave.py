@@ -1,6 +1,7 @@
 """Autosave of label edits to recovery files, and recovery after a crash.
 
-Every change of the voxels of a labels layer that belongs to a case (painting, filling, the Correct
+A new prediction is saved at once (a crash right after a long model run keeps its result), and
+every change of the voxels of a labels layer that belongs to a case (painting, filling, the Correct
 widget's operations, undo and redo: :attr:`.session.Session.data_changed`) schedules a save of that
 layer, debounced (:data:`DEFAULT_DELAY_MS` after the last change), to
 ``<data dir>/recovery/<case>__<layer>.npz`` (compressed labels, the untouched model output of a
@@ -193,7 +194,7 @@ def restore_recovery(viewer: Any, recovery: Recovery) -> Labels:
             break
     if src is None:
         raise KeyError(f"open case {recovery.case_id} before restoring its recovered labels")
-    data = recovery.load()
+    data, original = recovery.load(), recovery.load_original()  # before the new layer's own autosave
     if tuple(data.shape) != tuple(src.geometry.internal_shape):
         raise KeyError(f"recovered labels {data.shape} do not fit case {recovery.case_id} "
                        f"{src.geometry.internal_shape}")
@@ -202,7 +203,6 @@ def restore_recovery(viewer: Any, recovery: Recovery) -> Labels:
                        dict(src.sources), src.gt_path)
     arr, kwargs, _ = labels_layer_data(data, lsrc, recovery.layer_name)
     layer = viewer.add_labels(arr, **kwargs)
-    original = recovery.load_original()
     if original is not None:
         Session.for_viewer(viewer).set_original(layer, original)
     return layer
@@ -344,7 +344,7 @@ class AutosaveManager:
         for rec in recs:
             self.offered.append(rec)
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.saved_at))
-            notify.warning("Unsaved edits were found.",
+            notify.warning("Unsaved labels were found.",
                            f"'{rec.layer_name}' of {rec.case_id}, autosaved {when}. Restore adds them as a "
                            "new layer.",
                            actions=[("Restore", _restore_action(self.viewer, rec))])

@@ -15,8 +15,8 @@ layers and keeps the data safe:
 - **The model output is kept.** A prediction's data is kept when it appears; its first edit adds a
   hidden, locked copy ``model output: <name>`` (scored against the corrected layer, and the source of
   :meth:`Session.revert`).
-- **Results do not pile up, one case at a time.** A new prediction hides the earlier results of its
-  case; the layers of a newly opened case hide those of the others unless :attr:`Session.compare`.
+- **Results do not pile up, one case at a time.** A new prediction hides the earlier results and the
+  ground truth of its case (they stay in the layer list); the layers of a newly opened case hide those of the others unless :attr:`Session.compare`.
 - **The plugin's keys.** 1/2/3 paint necrotic core / edema / enhancing tumour and 0 erases on the
   plugin's labels layers (instance key bindings that take precedence over napari's mode keys).
 
@@ -134,6 +134,9 @@ class Session(QObject):
         self.autosave.forget(layer)
         for store in (self._born, self._originals, self._original_layers):
             store.pop(k, None)
+        for owner, copy in list(self._original_layers.items()):
+            if copy is layer:  # the kept model output was deleted: it is re-made at the next edit
+                del self._original_layers[owner]
         self._dirty.discard(k)
         self._saved.discard(k)
         if self.current_case is not None and not self.case_layers(self.current_case):
@@ -159,13 +162,15 @@ class Session(QObject):
             self.lock(layer)
         if src.role == "prediction":
             self._originals[key(layer)] = np.array(layer.data, dtype=np.uint8, copy=True)
-            if new:
-                for other in self.results(src.case_id):
-                    if other is not layer:
+            if new:  # the new result alone over the image: earlier results and the reference hide
+                for other in [*self.results(src.case_id), self.reference(src.case_id)]:
+                    if other is not None and other is not layer:
                         other.visible = False
         self._watch(layer)
         if src.role not in LOCKED_ROLES:
             self.autosave.watch(layer)
+        if new and src.role == "prediction":
+            self.autosave.flush(layer)  # a crash right after a long model run keeps its result
 
     def _watch(self, layer: Labels) -> None:
         ref, sref = weakref.ref(layer), weakref.ref(self)
@@ -252,6 +257,7 @@ class Session(QObject):
         if not np.array_equal(self._originals[k], layer.data) and k not in self._original_layers:
             self._keep_original(unwrap(layer))
             self.defaults_changed.emit()
+        self.autosave.flush(unwrap(layer))  # the recovery file gets this model output, not the data
 
     def revert(self, layer: Any) -> int:
         """Put the model output back into a prediction as one undoable step; voxels changed."""

@@ -139,6 +139,7 @@ class CorrectWidget(QWidget):
         self.layer_combo.currentIndexChanged.connect(self._update_lock)
         self.session.defaults_changed.connect(self._apply_default)
         self._default: Any = None
+        self._shown: Any = None
         self._apply_default()
 
     def layer(self) -> Labels | None:
@@ -155,6 +156,9 @@ class CorrectWidget(QWidget):
 
     def _update_lock(self, *_: Any) -> None:
         layer = self.layer()
+        if layer is not self._shown:  # a message about another layer would mislead
+            self._shown = layer
+            self.status.setText("")
         locked = layer is not None and self.session.is_locked(layer)
         self.unlock_button.setVisible(locked)
         self.revert_button.setEnabled(layer is not None and self.session.original_of(layer) is not None)

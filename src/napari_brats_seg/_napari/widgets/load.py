@@ -252,8 +252,8 @@ class LoadWidget(QWidget):
             names = ", ".join(f"'{ly.name}'" for ly in unsaved)
             answer = self.session.ask(
                 "Close the open case?",
-                f"Case {other} has unsaved work in {names}. Closed, it stays in the recovery file and can "
-                "be restored when the case is opened again.", ["Close anyway", "Keep hidden", "Cancel"])
+                f"Case {other} has unsaved work in {names}. Closed, it stays in the recovery folder and is "
+                "offered back when the case is opened again.", ["Close anyway", "Keep hidden", "Cancel"])
             if answer == "Cancel":
                 return None
             out[other] = "close" if answer == "Close anyway" else "hide"

@@ -113,7 +113,7 @@ class SaveWidget(QWidget):
             return None
         self.last_saved = Path(written[0])
         self.session.mark_saved(layer)
-        info(f"Saved '{layer.name}'.", str(self.last_saved))
+        info("The labels were saved.", f"'{layer.name}' to {self.last_saved}")
         return self.last_saved
 
 
