@@ -16,7 +16,8 @@ layers and keeps the data safe:
   hidden, locked copy ``model output: <name>`` (scored against the corrected layer, and the source of
   :meth:`Session.revert`).
 - **Results do not pile up, one case at a time.** A new prediction hides the earlier results and the
-  ground truth of its case (they stay in the layer list); the layers of a newly opened case hide those of the others unless :attr:`Session.compare`.
+  ground truth of its case (they stay in the layer list); the layers of a newly opened case hide
+  those of the others unless :attr:`Session.compare`.
 - **The plugin's keys.** 1/2/3 paint necrotic core / edema / enhancing tumour and 0 erases on the
   plugin's labels layers (instance key bindings that take precedence over napari's mode keys).
 
