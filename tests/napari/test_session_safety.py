@@ -334,3 +334,17 @@ def test_class_keys_on_the_canvas_and_redo(make_napari_viewer, qtbot, small_case
     assert np.array_equal(pred.data, before)
     qtbot.mouseClick(correct.redo_button, Qt.MouseButton.LeftButton)
     assert np.array_equal(pred.data, after)
+
+
+def test_quitting_writes_the_pending_autosave(make_napari_viewer, qtbot, small_case) -> None:
+    viewer = make_napari_viewer()
+    _open(viewer, small_case)
+    session = Session.for_viewer(viewer)
+    pred = _prediction(viewer, small_case)
+    qtbot.waitUntil(lambda: session.autosave.pending == 0, timeout=10_000)
+    session.autosave.set_delay(60_000)          # the edit's save is still waiting when napari quits
+    _brush(pred, (5, 5, 5), 2)
+    rec = autosave.recovery_path(small_case.case_id, pred.name)
+    assert not np.array_equal(np.load(rec)["labels"], pred.data)
+    session.autosave.flush_all_now()            # what QApplication.aboutToQuit calls
+    assert np.array_equal(np.load(rec)["labels"], pred.data)

@@ -19,6 +19,7 @@ widget removes its recovery file.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -298,6 +299,26 @@ class AutosaveManager:
         if timer is not None:
             timer.stop()
         self._save(layer)
+
+    def flush_all_now(self, timeout_s: float = 5.0) -> None:
+        """Write every pending save now and wait for the writes in flight (the application quits)."""
+        from qtpy.QtWidgets import QApplication
+
+        for k, timer in list(self._timers.items()):
+            if timer.isActive():
+                timer.stop()
+                layer = next((ly for ly in self.viewer.layers if _key(ly) == k), None)
+                src = source_of(layer) if layer is not None else None
+                if src is not None:
+                    original = self.session.original_of(layer) if self.session is not None else None
+                    with contextlib.suppress(OSError):  # quitting: nowhere left to show a failed write
+                        write_recovery(np.asarray(layer.data), src.case_id, layer.name, role=src.role,
+                                       original=original)
+        t0 = time.time()
+        app = QApplication.instance()
+        while self.pending and app is not None and time.time() - t0 < timeout_s:
+            app.processEvents()
+            time.sleep(0.01)
 
     def discard(self, layer: Any) -> None:
         """Stop a pending save of ``layer`` and remove its recovery file (it was saved)."""

@@ -109,6 +109,11 @@ class Session(QObject):
         self._originals: dict[int, np.ndarray] = {}
         self._original_layers: dict[int, Any] = {}
         self.autosave = AutosaveManager(self.viewer, session=self)
+        from qtpy.QtWidgets import QApplication
+
+        app = QApplication.instance()
+        if app is not None:  # quitting within the autosave delay of an edit must not lose it
+            app.aboutToQuit.connect(self.autosave.flush_all_now)
         self.viewer.layers.events.inserted.connect(self._on_inserted)
         self.viewer.layers.events.removed.connect(self._on_removed)
         for layer in list(self.viewer.layers):
