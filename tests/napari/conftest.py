@@ -42,6 +42,14 @@ def small_case():
 
 
 @pytest.fixture(scope="session")
+def small_case_nogt(small_case):
+    """The small synthetic case without a ground truth (a case as it comes from the scanner)."""
+    from dataclasses import replace
+
+    return replace(small_case, case_id="synthetic-nogt", ground_truth=None, gt_scheme=None, gt_path=None)
+
+
+@pytest.fixture(scope="session")
 def tiny_case():
     """A seeded synthetic case of shape (32, 48, 48): a handful of 32^3 windows for the tiny models."""
     from napari_brats_seg.core.synth import synth_case

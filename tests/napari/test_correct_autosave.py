@@ -43,10 +43,13 @@ def test_correct_widget_tools_undo_and_autosave(make_napari_viewer, qtbot, small
     viewer = make_napari_viewer()
     gt = _open(viewer, small_case)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct")
-    widget.autosave.delay_ms = 50
-    for t in widget.autosave._timers.values():
-        t.setInterval(50)
+    widget.autosave.set_delay(50)
     assert widget.layer() == gt
+    # The ground truth is a locked reference: unlock it on purpose (the question answered "Unlock").
+    assert widget.session.is_locked(gt) and not gt.editable
+    widget.session.ask = lambda title, text, choices: "Unlock"
+    qtbot.mouseClick(widget.unlock_button, Qt.MouseButton.LeftButton)
+    assert not widget.session.is_locked(gt) and gt.editable
     # Widgets get public-API proxies of the viewer; they still share the viewer's one autosave manager.
     _, load = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
     assert autosave.AutosaveManager.for_viewer(viewer) is widget.autosave
@@ -97,6 +100,7 @@ def test_recovery_offered_when_case_reopened(make_napari_viewer, qtbot, small_ca
     first = make_napari_viewer()
     gt = _open(first, small_case)
     mgr = autosave.AutosaveManager.for_viewer(first)
+    assert mgr.session.unlock(gt, confirm=False)
     painted = np.array(gt.data, copy=True)
     painted[10:14, 10:14, 10:14] = 3
     edits.apply_edit(gt, painted)
@@ -108,7 +112,7 @@ def test_recovery_offered_when_case_reopened(make_napari_viewer, qtbot, small_ca
     _open(second, small_case)
     offered = widget.autosave.offered
     assert [r.layer_name for r in offered] == [gt.name]
-    assert any("recovered" in m for m in notifications())
+    assert any(m.startswith("Unsaved labels were found.") for m in notifications())
     restored = autosave.restore_recovery(second, offered[0])
     assert isinstance(restored, Labels) and np.array_equal(restored.data, painted)
     assert source_of(restored).case_id == "synthetic-small"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -22,7 +23,7 @@ def test_score_table_refresh_and_csv(make_napari_viewer_proxy, qtbot, small_case
     data, kwargs, _ = labels_layer_data(small_case.ground_truth, src, "reference")
     gt = viewer.add_labels(data, **kwargs)
     pred_data = np.array(small_case.ground_truth, copy=True)
-    data, kwargs, _ = labels_layer_data(pred_data, src, "prediction")
+    data, kwargs, _ = labels_layer_data(pred_data, replace(src, role="prediction"), "prediction")
     pred = viewer.add_labels(data, **kwargs)
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Score")
     widget.reference_combo.set_layer(gt)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..core import labels as lab
 from ..core.case import MODALITY_NAMES
-from ..core.errors import BratsSegError
+from ..core.errors import BratsSegError, CaseError
 from ..core.io import classify_file, find_case_files, is_nifti_name, load_nifti, read_case, read_labels
 from .layers import META_KEY, LayerSource, case_layer_data, labels_layer_data, robust_limits, world_placement
 
@@ -61,18 +61,27 @@ def read(path: str | Sequence[str]) -> list[LayerData]:
     Raises
     ------
     CaseError
-        For a NIfTI file or case that cannot be read (napari shows the message).
+        For a NIfTI file or case that cannot be read (napari shows the message; never empty).
     """
+    _start_session()
+    try:
+        return _read(path)
+    except MemoryError as exc:  # a bare MemoryError would show as an empty "ERROR:"
+        raise CaseError(f"{path}: not enough memory to read it (the header may claim a larger image "
+                        "than the file holds)") from exc
+
+
+def _read(path: str | Sequence[str]) -> list[LayerData]:
     if isinstance(path, (list, tuple)):
         if len(path) == 1:
-            return read(path[0])
+            return _read(path[0])
         layers: list[LayerData] = []
         try:
             return case_layer_data(read_case([Path(p) for p in path]))
         except BratsSegError:
             # Not the files of one case: open each one by itself.
             for p in path:
-                layers.extend(read(p))
+                layers.extend(_read(p))
             return layers
     p = Path(path)
     if p.is_dir():
@@ -81,6 +90,17 @@ def read(path: str | Sequence[str]) -> list[LayerData]:
     if len(img.shape) == 4 and img.shape[3] == 4:
         return case_layer_data(read_case(p))
     return [_read_single(p)]
+
+
+def _start_session() -> None:
+    """Start the plugin's session (autosave, locked reference) in the viewer the case opens in."""
+    import napari
+
+    viewer = napari.current_viewer()
+    if viewer is not None:
+        from .session import Session
+
+        Session.for_viewer(viewer)
 
 
 def _read_single(path: Path) -> LayerData:

@@ -22,11 +22,11 @@ from typing import Any
 
 from napari.qt.threading import create_worker
 from napari.utils import progress
-from napari.utils.notifications import show_error
 from qtpy.QtCore import QObject, Signal, Slot
 
 from ..core.errors import BratsSegError, Cancelled
 from ..core.progress import CancelToken
+from .notify import error, message_of
 
 #: Tasks still running, kept alive until their ``done`` signal.
 _RUNNING: set[Task] = set()
@@ -82,7 +82,8 @@ class Task(QObject):
         except BratsSegError:
             raise
         except Exception as exc:
-            raise self._wrap(f"{type(exc).__name__}: {exc}") from exc
+            text = str(exc).strip()
+            raise self._wrap(f"{type(exc).__name__}: {text}" if text else message_of(exc)) from exc
 
     # -- GUI thread ------------------------------------------------------------------------
     def start(self) -> Task:
@@ -135,7 +136,7 @@ class Task(QObject):
             self.cancelled.emit()
             return
         if self._notify:
-            show_error(f"{self.description} failed: {exc}")
+            error(f"{self.description[:1].upper()}{self.description[1:]} failed.", message_of(exc))
         self.failed.emit(exc)
 
     @Slot()

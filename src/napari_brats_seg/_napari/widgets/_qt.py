@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from napari.layers import Layer
@@ -21,9 +22,12 @@ class LayerCombo(QComboBox):
         Parent widget.
     """
 
-    def __init__(self, viewer: Any, layer_type: type[Layer], parent: QWidget | None = None) -> None:
+    def __init__(self, viewer: Any, layer_type: type[Layer], parent: QWidget | None = None, *,
+                 default: Callable[[], Layer | None] | None = None) -> None:
         super().__init__(parent)
         self.viewer, self.layer_type = viewer, layer_type
+        #: Chooses the layer when the current one is gone (the last listed one when None).
+        self.default = default
         self._layers: list[Layer] = []
         for ev in (viewer.layers.events.inserted, viewer.layers.events.removed,
                    viewer.layers.events.reordered):
@@ -40,6 +44,8 @@ class LayerCombo(QComboBox):
             self.addItem(ly.name)
         if current in self._layers:
             self.setCurrentIndex(self._layers.index(current))
+        elif self.default is not None:
+            self.setCurrentIndex(self._index_of(self.default()))
         elif self._layers:
             self.setCurrentIndex(len(self._layers) - 1)
         self.blockSignals(False)
@@ -50,10 +56,18 @@ class LayerCombo(QComboBox):
         i = self.currentIndex()
         return self._layers[i] if 0 <= i < len(self._layers) else None
 
-    def set_layer(self, layer: Layer) -> None:
-        """Choose ``layer`` (it must be one of the listed layers)."""
+    def set_layer(self, layer: Layer | None) -> None:
+        """Choose ``layer`` (one of the listed layers, proxy or not); None chooses nothing."""
         self.refresh()
-        self.setCurrentIndex(self._layers.index(layer))
+        if layer is None:
+            self.setCurrentIndex(-1)
+            return
+        self.setCurrentIndex(self._index_of(layer))
+
+    def _index_of(self, layer: Layer | None) -> int:
+        target = getattr(layer, "__wrapped__", layer)
+        found = [i for i, ly in enumerate(self._layers) if getattr(ly, "__wrapped__", ly) is target]
+        return found[0] if found and layer is not None else -1
 
     def showPopup(self) -> None:
         """Refresh names (layers may have been renamed) before showing the list."""

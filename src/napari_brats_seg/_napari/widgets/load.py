@@ -6,6 +6,10 @@ for each sequence (T1, T1ce, T2, FLAIR, segmentation); each row's combo box lets
 NIfTI file of the folder -> the geometry line says whether shapes, affines and spacing agree (read from
 the headers only) -> *Load* reads the case in the background and adds four image layers plus the
 ground truth.
+
+One case at a time: loading another case closes the open one (it asks first when that case has
+unsaved edits or results: close anyway, keep it hidden, or cancel), unless *Keep other cases open
+(compare)* is ticked. A ground truth is opened as a locked reference (:mod:`..session`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import nibabel as nib
-from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
@@ -31,8 +35,9 @@ from ...core.case import MODALITIES, MODALITY_NAMES
 from ...core.errors import BratsSegError, CaseError
 from ...core.geometry import Geometry
 from ...core.io import AFFINE_ATOL, CaseFiles, find_case_files, is_nifti_name, read_case
-from ..autosave import AutosaveManager
-from ..layers import case_layer_data
+from ..layers import case_ids, case_layer_data
+from ..notify import error
+from ..session import Session
 from ..worker import Task, start_task
 from ._qt import add_layer_data
 
@@ -76,7 +81,8 @@ class LoadWidget(QWidget):
     """Dock widget that loads a case into the viewer.
 
     Public controls: ``path_edit``, ``folder_button``, ``files_button``, ``inspect_button``,
-    ``table`` (one combo box per role: :meth:`role_combo`), ``geometry_label``, ``load_button``.
+    ``table`` (one combo box per role: :meth:`role_combo`), ``geometry_label``, ``compare``,
+    ``load_button``.
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -85,7 +91,8 @@ class LoadWidget(QWidget):
         self.files: CaseFiles | None = None
         self.task: Task | None = None
         self.geometry_ok = False
-        AutosaveManager.for_viewer(napari_viewer)
+        self.session = Session.for_viewer(napari_viewer)
+        self._others: dict[str, str] = {}  # open cases -> "close" or "hide", decided before loading
 
         self.path_edit = QLineEdit()
         self.path_edit.setPlaceholderText("case folder, MSD 4D file, or BraTS-named files")
@@ -105,6 +112,8 @@ class LoadWidget(QWidget):
             self.table.setCellWidget(row, 1, combo)
         self.geometry_label = QLabel("Pick a case.")
         self.geometry_label.setWordWrap(True)
+        self.compare = QCheckBox("Keep other cases open (compare)")
+        self.compare.toggled.connect(lambda on: setattr(self.session, "compare", bool(on)))
         self.load_button = QPushButton("Load")
         self.load_button.setEnabled(False)
 
@@ -116,6 +125,7 @@ class LoadWidget(QWidget):
         lay.addLayout(top)
         lay.addWidget(self.table)
         lay.addWidget(self.geometry_label)
+        lay.addWidget(self.compare)
         lay.addWidget(self.load_button)
         lay.addStretch(1)
 
@@ -152,7 +162,7 @@ class LoadWidget(QWidget):
             files = find_case_files(source if isinstance(source, str) else [Path(p) for p in source])
         except BratsSegError as exc:
             self.geometry_label.setText(f"Cannot use this: {exc}")
-            show_error(str(exc))
+            error("This is not a case the plugin can open.", str(exc))
             return None
         self.files = files
         self._fill_table(files)
@@ -214,6 +224,10 @@ class LoadWidget(QWidget):
         if self.files is None or not self.geometry_ok:
             return None
         files = self.files
+        decided = self._decide_others(files.case_id)
+        if decided is None:
+            return None
+        self._others = decided
         self.load_button.setEnabled(False)
 
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
@@ -223,7 +237,33 @@ class LoadWidget(QWidget):
                                on_success=self._add_case, on_done=self._done)
         return self.task
 
+    def _decide_others(self, case_id: str) -> dict[str, str] | None:
+        """What to do with the other open cases: case -> ``close``/``hide``; None to cancel the load."""
+        if self.compare.isChecked():
+            return {}
+        out = {}
+        for other in case_ids(self.viewer.layers):
+            if other == case_id:
+                continue
+            unsaved = self.session.unsaved(other)
+            if not unsaved:
+                out[other] = "close"
+                continue
+            names = ", ".join(f"'{ly.name}'" for ly in unsaved)
+            answer = self.session.ask(
+                "Close the open case?",
+                f"Case {other} has unsaved work in {names}. Closed, it stays in the recovery folder and is "
+                "offered back when the case is opened again.", ["Close anyway", "Keep hidden", "Cancel"])
+            if answer == "Cancel":
+                return None
+            out[other] = "close" if answer == "Close anyway" else "hide"
+        return out
+
     def _add_case(self, case: Any) -> None:
+        for other, action in self._others.items():
+            if action == "close":
+                self.session.close_case(other)
+        self._others = {}
         add_layer_data(self.viewer, case_layer_data(case))
         self.viewer.reset_view()
 

@@ -2,17 +2,20 @@
 
 The file lies voxel for voxel on the case's input files (same shape, voxel order, affine,
 qform/sform), in the chosen label scheme (by default the one the layer came in). Writing over an
-input file of the case is refused, and an existing file only with *Overwrite* ticked; refusals
-show as error notifications. A successful save removes the layer's autosave recovery file.
+input file of the case is refused, and an existing file only with *Overwrite* ticked; refusals and
+system errors (a read-only folder, a full disk) show as error notifications that name the path. A
+successful save removes the layer's autosave recovery file.
+
+The layer defaults to the newest prediction of the current case, never to the reference.
 """
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
 from napari.layers import Labels
-from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,8 +30,8 @@ from qtpy.QtWidgets import (
 
 from ...core import labels as lab
 from ...core.errors import BratsSegError
-from ..autosave import discard_recovery
-from ..layers import source_of
+from ..notify import error, info
+from ..session import Session
 from ..writer import write_labels_layer
 from ._qt import LayerCombo
 
@@ -46,7 +49,8 @@ class SaveWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.last_saved: Path | None = None
-        self.layer_combo = LayerCombo(napari_viewer, Labels)
+        self.session = Session.for_viewer(napari_viewer)
+        self.layer_combo = LayerCombo(napari_viewer, Labels, default=self.session.newest)
         self.scheme_combo = QComboBox()
         self.scheme_combo.addItems([AUTO_SCHEME, *lab.SCHEMES])
         self.path_edit = QLineEdit()
@@ -70,6 +74,16 @@ class SaveWidget(QWidget):
 
         self.browse_button.clicked.connect(self._browse)
         self.save_button.clicked.connect(self.save)
+        self.session.defaults_changed.connect(self._apply_default)
+        self._default: Any = None
+        self._apply_default()
+
+    def _apply_default(self) -> None:
+        """Follow the newest prediction when it changes."""
+        default = self.session.newest()
+        if default is not self._default:
+            self._default = default
+            self.layer_combo.set_layer(default)
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save labels", self.path_edit.text(),
@@ -83,7 +97,7 @@ class SaveWidget(QWidget):
         layer = self.layer_combo.layer()
         path = self.path_edit.text().strip()
         if layer is None or not path:
-            show_error("Choose a labels layer and an output file.")
+            error("Choose a labels layer and an output file.")
             return None
         scheme = self.scheme_combo.currentText()
         meta = {"metadata": layer.metadata, "scale": tuple(layer.scale), "translate": tuple(layer.translate)}
@@ -92,11 +106,34 @@ class SaveWidget(QWidget):
                                          scheme=None if scheme == AUTO_SCHEME else scheme,
                                          overwrite=self.overwrite.isChecked())
         except BratsSegError as exc:
-            show_error(f"Not saved: {exc}")
+            error("The labels were not saved.", str(exc))
+            return None
+        except OSError as exc:
+            error("The labels were not saved.", os_error_text(exc, path))
             return None
         self.last_saved = Path(written[0])
-        src = source_of(layer)
-        if src is not None:
-            discard_recovery(src.case_id, layer.name)
-        show_info(f"Saved {layer.name} to {self.last_saved}")
+        self.session.mark_saved(layer)
+        info("The labels were saved.", f"'{layer.name}' to {self.last_saved}")
         return self.last_saved
+
+
+#: Plain words for the system errors a save meets.
+OS_ERRORS = {
+    errno.EACCES: "permission denied (the folder is not writable)",
+    errno.EPERM: "permission denied (the folder is not writable)",
+    errno.EROFS: "the folder is on a read-only file system",
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.ENOENT: "the folder does not exist",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EEXIST: "a file stands where a folder of the path should be",
+    errno.EISDIR: "the path is a folder",
+    errno.ENAMETOOLONG: "the file name is too long",
+}
+
+
+def os_error_text(exc: OSError, path: str) -> str:
+    """``<path>: <what went wrong, in words>`` for a system error of a save."""
+    where = exc.filename or path
+    why = OS_ERRORS.get(exc.errno or -1) or (exc.strerror or str(exc) or type(exc).__name__).lower()
+    return f"{where}: {why}."

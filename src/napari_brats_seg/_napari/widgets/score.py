@@ -2,8 +2,12 @@
 
 The table shows Dice, HD95 (mm), sensitivity, specificity and volumes (mL) of WT, TC, ET and of the
 NCR and ED labels (:func:`core.metrics.compute_metrics`, BraTS empty-mask policy), with a bar chart
-of the Dice scores; *Export CSV* writes the table. Edits to either layer refresh the scores after a
-short pause (a single-shot QTimer restarted by every edit), computed in the background.
+of the Dice scores; *Export CSV* writes the table. Changes of either layer (edits, undo, redo:
+:attr:`..session.Session.data_changed`) refresh the scores after a short pause (a single-shot QTimer
+restarted by every change), computed in the background.
+
+Defaults: the ground truth of the current case vs its newest prediction; without a ground truth, the
+kept model output vs its corrected copy. The choice follows a new prediction.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Labels
-from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
@@ -32,6 +35,9 @@ from qtpy.QtWidgets import (
 
 from ...core import labels as lab
 from ...core.errors import BratsSegError
+from ..notify import error
+from ..session import Session
+from ..session import key as layer_key
 from ..worker import Task, start_task
 from ._qt import LayerCombo
 
@@ -64,10 +70,11 @@ class ScoreWidget(QWidget):
         self.computed = 0
         self.task: Task | None = None
         self._pending = False
-        self._watched: list[Any] = []
+        self._watched: set[int] = set()
+        self.session = Session.for_viewer(napari_viewer)
 
-        self.reference_combo = LayerCombo(napari_viewer, Labels)
-        self.prediction_combo = LayerCombo(napari_viewer, Labels)
+        self.reference_combo = LayerCombo(napari_viewer, Labels, default=lambda: self.session.score_pair()[0])
+        self.prediction_combo = LayerCombo(napari_viewer, Labels, default=lambda: self.session.score_pair()[1])
         self.score_button = QPushButton("Score")
         self.export_button = QPushButton("Export CSV...")
         self.export_button.setEnabled(False)
@@ -100,19 +107,27 @@ class ScoreWidget(QWidget):
         self.export_button.clicked.connect(self._pick_csv)
         self.reference_combo.currentIndexChanged.connect(self._rewatch)
         self.prediction_combo.currentIndexChanged.connect(self._rewatch)
+        self.session.data_changed.connect(self._on_edit)
+        self.session.defaults_changed.connect(self._apply_defaults)
+        self._defaults: tuple[Any, Any] = (None, None)
+        self._apply_defaults()
         self._rewatch()
+
+    def _apply_defaults(self) -> None:
+        """Follow the session's default pair when it changes (a new prediction arrived)."""
+        ref, pred = self.session.score_pair()
+        if (ref, pred) != self._defaults:
+            self._defaults = (ref, pred)
+            self.reference_combo.set_layer(ref)
+            self.prediction_combo.set_layer(pred)
 
     # -- watching edits ------------------------------------------------------------------------
     def _rewatch(self, *_: Any) -> None:
-        for layer in self._watched:
-            layer.events.paint.disconnect(self._on_edit)
-        self._watched = [ly for ly in {self.reference_combo.layer(), self.prediction_combo.layer()}
-                         if ly is not None]
-        for layer in self._watched:
-            layer.events.paint.connect(self._on_edit)
+        self._watched = {layer_key(ly) for ly in (self.reference_combo.layer(), self.prediction_combo.layer())
+                         if ly is not None}
 
-    def _on_edit(self, _event: Any = None) -> None:
-        if self.results is not None:
+    def _on_edit(self, layer: Any = None) -> None:
+        if self.results is not None and layer_key(layer) in self._watched:
             self._timer.start()
 
     # -- scoring -------------------------------------------------------------------------------
@@ -126,7 +141,8 @@ class ScoreWidget(QWidget):
             self._pending = True
             return self.task
         if tuple(ref.data.shape) != tuple(pred.data.shape):
-            show_error(f"{ref.name} {ref.data.shape} and {pred.name} {pred.data.shape} differ in shape.")
+            error("The two layers differ in shape.",
+                  f"{ref.name}: {tuple(ref.data.shape)}; {pred.name}: {tuple(pred.data.shape)}")
             return None
         g = np.array(ref.data, dtype=np.uint8, copy=True)
         p = np.array(pred.data, dtype=np.uint8, copy=True)
@@ -204,4 +220,4 @@ class ScoreWidget(QWidget):
             try:
                 self.export_csv(path)
             except (OSError, BratsSegError) as exc:
-                show_error(f"Not exported: {exc}")
+                error("The scores were not exported.", f"{path}: {getattr(exc, 'strerror', None) or exc}")

@@ -7,7 +7,9 @@ in memory (:meth:`SegmentWidget.add_model`). *Run* reads the case from its image
 which the inference checks before every window. Optional clean-ups: drop whole-tumour islands under N
 voxels, relabel a total ET under N voxels as necrotic core (``core.postprocess``). Inputs are disabled while it runs and re-enabled
 after success, error or cancel; errors are napari notifications. Each run adds a NEW labels layer
-(named classes, fixed colours) and, with TTA and *uncertainty* ticked, an uncertainty image layer.
+(named classes, fixed colours) whose name says what produced it (model, TTA, clean-ups), hides the
+earlier results of the case (:mod:`..session`) and, with TTA and *uncertainty* ticked, adds an
+uncertainty image layer.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +33,9 @@ from qtpy.QtWidgets import (
 from ...core.errors import InferenceError
 from ...core.memory import keep_freed_memory
 from ..layers import LayerSource, case_from_layers, case_ids, labels_layer_data, source_of, world_placement
+from ..notify import error
+from ..notify import info as notify_info
+from ..session import Session
 from ..worker import Task, start_task
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -51,9 +55,12 @@ class SegmentWidget(QWidget):
         super().__init__()
         keep_freed_memory()  # before the first worker thread exists (core.memory)
         self.viewer = napari_viewer
+        self.session = Session.for_viewer(napari_viewer)  # autosave runs whichever widget is opened
         self.task: Task | None = None
         self.last_layer: Any = None
         self.last_result: Any = None
+        self._last_case: str | None = None
+        self._run_post: dict[str, int] = {}
 
         self.case_combo = QComboBox()
         self.model_combo = QComboBox()
@@ -124,8 +131,12 @@ class SegmentWidget(QWidget):
         ids = case_ids(self.viewer.layers)
         self.case_combo.clear()
         self.case_combo.addItems(ids)
-        if current in ids:
+        active = self.session.current_case
+        if active in ids and active != self._last_case:
+            self.case_combo.setCurrentText(active)  # a newly opened case becomes the one to segment
+        elif current in ids:
             self.case_combo.setCurrentText(current)
+        self._last_case = active
 
     def _list_shipped(self) -> None:
         """Offer the shipped and installed models; start at the best (``registry.best_model``)."""
@@ -179,15 +190,16 @@ class SegmentWidget(QWidget):
             return None
         source = self.model_combo.currentData()
         if source is None:
-            show_error("Choose a model first (a shipped one, a checkpoint file or a model folder).")
+            error("Choose a model first.", "A shipped model, a checkpoint file or a model folder.")
             return None
         try:
             case = case_from_layers(self.viewer.layers, self.case_combo.currentText() or None)
         except KeyError as exc:
-            show_error(str(exc.args[0]))
+            error("There is no case to segment.", str(exc.args[0]))
             return None
         device, tta = self.device_combo.currentText(), self.tta.isChecked()
         post = {"min_component_voxels": self.min_component.value(), "et_min_voxels": self.et_min.value()}
+        self._run_post = dict(post)
 
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
             from ...core.inference import predict
@@ -219,7 +231,7 @@ class SegmentWidget(QWidget):
 
     def _on_cancelled(self) -> None:
         self.status.setText("Cancelled.")
-        show_info("Segmentation cancelled.")
+        notify_info("Segmentation cancelled.")
 
     def _on_result(self, seg: Any) -> None:
         self.last_result = seg
@@ -227,7 +239,7 @@ class SegmentWidget(QWidget):
                    if (s := source_of(ly)) is not None and s.case_id == self._case_id and s.role == "image")
         src = LayerSource(ref.case_id, ref.geometry, "prediction", ref.layout, None, ref.scheme,
                           dict(ref.sources), ref.gt_path)
-        name = f"{seg.info.get('model', 'prediction')} [{ref.case_id}]"
+        name = f"{result_name(seg.info, self._run_post)} [{ref.case_id}]"
         data, kwargs, _ = labels_layer_data(seg.labels, src, name)
         self.last_layer = self.viewer.add_labels(data, **kwargs)
         if self.uncertainty.isChecked() and seg.uncertainty is not None:
@@ -242,3 +254,15 @@ class SegmentWidget(QWidget):
     def _on_done(self) -> None:
         self.task = None
         self._set_running(False)
+
+
+def result_name(info: dict[str, Any], post: dict[str, int]) -> str:
+    """Layer name that says what produced a segmentation: model, TTA and clean-ups."""
+    parts = [str(info.get("model", "prediction"))]
+    if int(info.get("tta", 1) or 1) > 1:
+        parts.append("TTA")
+    if post.get("min_component_voxels"):
+        parts.append(f"islands<{post['min_component_voxels']}")
+    if post.get("et_min_voxels"):
+        parts.append(f"ET<{post['et_min_voxels']}->NCR")
+    return ", ".join(parts)
