@@ -59,7 +59,7 @@ def output_error(exc: OSError, path: Path) -> OutputError:
         except OSError:
             room = ""
         why = exc.strerror or "No space left on device"
-        return OutputError(f"cannot write: {why} (the disk is full{room}; nothing of this output was kept: "
+        return OutputError(f"cannot write: {why} (the disk is full{room}; no partial file was kept: "
                            "free space and run again)", path)
     return OutputError(f"cannot write: {exc.strerror or exc.__class__.__name__}", path)
 
@@ -148,6 +148,15 @@ def sources_identity(sources: Mapping[str, Path]) -> dict[str, dict]:
     return {role: cache.setdefault(Path(p).resolve(), file_identity(Path(p))) for role, p in sources.items()}
 
 
+def _content(ext: nib.nifti1.Nifti1Extension) -> bytes:
+    content = ext.get_content()
+    return content if isinstance(content, bytes) else b""
+
+
+def _is_ours(ext: nib.nifti1.Nifti1Extension) -> bool:
+    return ext.get_code() == EXT_CODE and _content(ext).startswith(_MAGIC)
+
+
 def read_provenance(path: Path) -> dict | None:
     """The provenance record of a file this tool wrote, or None (absent, foreign or unreadable)."""
     try:
@@ -155,10 +164,9 @@ def read_provenance(path: Path) -> dict | None:
     except Exception:  # noqa: BLE001 - anything unreadable is simply not ours
         return None
     for ext in exts:
-        content = ext.get_content() if hasattr(ext, "get_content") else ext._content
-        if isinstance(content, bytes) and content.startswith(_MAGIC):
+        if _is_ours(ext):
             try:
-                rec = json.loads(content[len(_MAGIC):].rstrip(b"\0").decode())
+                rec = json.loads(_content(ext)[len(_MAGIC):].rstrip(b"\0").decode())
             except (ValueError, UnicodeDecodeError):
                 return None
             return rec if isinstance(rec, dict) and rec.get("tool") == TOOL else None
@@ -269,7 +277,7 @@ class OutputSet:
         rec = {"tool": TOOL, "case_id": self.case_id, "role": role, "set": self.set_id,
                "source_folder": self.source_folder, "sources": self.sources}
         hdr = img.header
-        for ext in [e for e in hdr.extensions if e.get_code() == EXT_CODE]:
+        for ext in [e for e in hdr.extensions if _is_ours(e)]:  # a record copied from a source header
             hdr.extensions.remove(ext)
         hdr.extensions.append(nib.nifti1.Nifti1Extension(EXT_CODE, _MAGIC + json.dumps(rec).encode()))
         tmp = temp_path(out)
