@@ -2,7 +2,8 @@
 
 Writes a small synthetic cohort (``brats-seg synth``), segments it once without faults (the
 reference), then again into a fresh folder while killing the process with SIGKILL ``--kills`` times:
-half at a random moment of the run, half the instant a temporary ``.part`` file appears (mid-write).
+half at a random moment of the run, half the instant the n-th temporary ``.part`` file of the run
+appears (n random: mid-write, inside a case's set).
 After every kill it checks that each visible output file loads completely and that every case whose
 label map (the commit mark) exists has its complete set of one run. A last re-run must exit 0, leave
 no ``.part`` file, and give every case a complete set whose labels equal the reference voxel for
@@ -94,18 +95,21 @@ def _same_labels(out: Path, ref: Path, ids: list[str]) -> list[str]:
     return bad
 
 
-def _kill_run(cmd: list[str], at: float | None, out: Path, rng: random.Random) -> str:
-    """Run ``cmd`` and SIGKILL it ``at`` seconds in, or (None) when a .part file first appears."""
+def _kill_run(cmd: list[str], at: float | None, nth: int, out: Path) -> str:
+    """Run ``cmd`` and SIGKILL it ``at`` seconds in, or (None) the instant the ``nth`` temporary
+    file of this run appears (4 per case: the kill lands inside a set, between its writes)."""
     before = set(_parts(out))  # stale ones of an earlier kill: not this run's writing
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.perf_counter()
-    how = "finished before the kill"
+    how, seen = "finished before the kill", set()
     while proc.poll() is None:
         now = time.perf_counter() - t0
         fresh = set(_parts(out)) - before
-        if (at is not None and now >= at) or (at is None and fresh and rng.random() < 0.5):
+        seen |= fresh
+        if (at is not None and now >= at) or (at is None and len(seen) >= nth):
             proc.send_signal(signal.SIGKILL)
-            how = f"killed at {now:.2f} s" + (" (mid-write: a fresh .part file was on disk)" if fresh else "")
+            how = f"killed at {now:.2f} s" + (f" (mid-write: temporary file #{len(seen)} of this run on disk)"
+                                              if at is None and fresh else "")
             break
         time.sleep(0.002 if at is None else 0.01)
     proc.wait()
@@ -138,7 +142,7 @@ def kill_campaign(work: Path, cohort: Path, ids: list[str], model: str, kills: i
             log.append(f"the cohort was finished after {k} kill(s): nothing left to interrupt")
             break
         at = rng.uniform(0.3, startup + per_case * min(left, 3)) if k % 2 == 0 else None
-        how = _kill_run(_segment(cohort, out, model), at, out, rng)
+        how = _kill_run(_segment(cohort, out, model), at, rng.randint(1, 4 * min(left, 3)), out)
         done = sum((out / f"{c}_seg.nii.gz").exists() for c in ids)
         found = check_outputs(out, ids, need_all=False)
         problems += [f"after kill {k + 1}: {p}" for p in found]
