@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show a case's files, shape, spacing, orientation and labels")
     p.add_argument("case", help="case folder, MSD 4D file, or one BraTS-named file of the case")
     p.add_argument("--seg", help="explicit ground-truth file")
-    p.add_argument("--scheme", choices=("brats2021", "brats2023", "msd"),
-                   help="label scheme of the ground truth (detected from values and naming if not given)")
+    p.add_argument("--scheme", "--gt-scheme", dest="scheme", choices=("brats2021", "brats2023", "msd", "brats2013"),
+                   help="label scheme of the ground truth (detected from values and naming if not given; "
+                        "brats2013: BraTS 2012-2016, 3 = non-enhancing core)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -23,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     """Read the case and print what was found; bad input raises ``CaseError`` (exit 2)."""
     from ..core import labels as lab
     from ..core.io import find_case_files, read_case
+    from .segment import safe_streams
 
+    safe_streams()
     cf = find_case_files(args.case, args.seg)
     case = read_case(cf, scheme=args.scheme)
     out = cf.describe()

@@ -3,18 +3,25 @@
 One case and ``OUT`` ending in ``.nii``/``.nii.gz`` writes that file; otherwise ``OUT`` is a folder
 that receives ``<case_id>_seg.nii.gz`` per case (plus ``<case_id>_prob_{WT,TC,ET}.nii.gz`` with
 ``--probabilities`` and ``<case_id>_uncertainty.nii.gz`` with ``--uncertainty``). Folders of cases
-are expanded with :func:`~napari_brats_seg.core.io.find_cases`. A case whose output exists is
-skipped unless ``--overwrite`` (so a re-run finishes an interrupted cohort); a case that fails is
-reported and the others go on. Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each rank takes
-every ``WORLD_SIZE``-th case starting at ``RANK``; no process group is needed.
+are expanded with :func:`~napari_brats_seg.core.io.find_cases`. Cases with the same id write into
+sub-folders named by their relative paths (:mod:`~napari_brats_seg.core.cohort`).
 
-Exit status: 0 when every case was written or skipped, 1 when any failed, 2 for bad input (no
-model, no cases).
+A case's outputs are written as a set, all or none (:class:`~napari_brats_seg.core.outputs.OutputSet`),
+each recording the case and its input files; a case is skipped as done only when its whole set is
+this tool's output for it, unless ``--overwrite`` (so a re-run finishes an interrupted cohort, and
+temporary files of a killed run are removed). An input file is never written over. Each case that
+fails is one line naming it and the reason, and the others go on; an unexpected error is reported as
+a bug (``--debug`` prints its traceback). Under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) each rank
+takes every ``WORLD_SIZE``-th case starting at ``RANK``; no process group is needed.
+
+Exit status: 0 when every case was written, skipped or left untouched, 1 when any failed, 2 for bad
+input (no model, no cases, an output folder that cannot be written, ids that cannot be told apart).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -62,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="crop to the brain's bounding box even for a model that asks for the whole volume")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
     p.set_defaults(func=run)
 
 
@@ -91,38 +99,6 @@ def _resolve_model(name: str | None) -> tuple[str | None, str | None]:
                   "DeepMedic folder or a MONAI bundle folder, or install one (brats-seg models get NAME)")
 
 
-def _outputs(cases: list[Path], out: Path) -> tuple[list[Path], Path | None]:
-    """Output path per case, and the folder (None when one case goes to one file)."""
-    from ..core.io import is_nifti_name
-
-    if is_nifti_name(out):
-        if len(cases) != 1:
-            from ..core.errors import CaseError
-
-            raise CaseError(f"{len(cases)} cases need a folder for -o, not a file", out)
-        return [out], None
-    return [out / f"{_case_id(c)}_seg.nii.gz" for c in cases], out
-
-
-def _case_id(path: Path) -> str:
-    from ..core.io import find_case_files
-
-    try:
-        return find_case_files(path).case_id
-    except Exception:  # noqa: BLE001 - an unreadable case fails later with its own message
-        from ..core.io import strip_nifti_suffix
-
-        return strip_nifti_suffix(path)
-
-
-def _sidecar(seg_path: Path, suffix: str) -> Path:
-    from ..core.io import strip_nifti_suffix
-
-    stem = strip_nifti_suffix(seg_path)
-    stem = stem[: -len("_seg")] if stem.endswith("_seg") else stem
-    return seg_path.with_name(f"{stem}_{suffix}.nii.gz")
-
-
 def output_scheme(requested: str, case: Any) -> str:
     """The label scheme to write: the one asked for, or (``auto``) the one of the case's layout."""
     if requested != "auto":
@@ -132,17 +108,10 @@ def output_scheme(requested: str, case: Any) -> str:
 
 def write_map(data: Any, case: Any, path: Path, overwrite: bool) -> Path:
     """Write a float32 internal ``(z, y, x)`` map in the case's source geometry, atomically."""
-    import nibabel as nib
-    import numpy as np
-
     from ..core.io import save_image
+    from ..core.outputs import map_image
 
-    geo = case.geometry
-    hdr = geo.header.copy()
-    hdr.set_data_dtype(np.float32)
-    img = nib.Nifti1Image(geo.from_internal(np.asarray(data, np.float32)), geo.affine, header=hdr)
-    img.header.set_slope_inter(1.0, 0.0)
-    return save_image(img, path, overwrite=overwrite, protected=case.input_paths)
+    return save_image(map_image(data, case.geometry), path, overwrite=overwrite, protected=case.input_paths)
 
 
 class _Bar:
@@ -171,10 +140,80 @@ class _Bar:
             self.stream.flush()
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..core.errors import BratsSegError
-    from ..core.io import find_cases, read_case, write_labels
+def safe_streams() -> None:
+    """Never fail on printing a file name the terminal's encoding cannot show (``LC_ALL=C``)."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a closed or exotic stream: leave it
+                reconfigure(errors="backslashreplace")
 
+
+def _why_failed(exc: BaseException, debug: bool) -> str:
+    """One line for a failed case: the project's message, or a bug report for the unexpected."""
+    from ..core.errors import BratsSegError
+
+    if isinstance(exc, BratsSegError | OSError):
+        return " ".join(str(exc).split()) or exc.__class__.__name__
+    if isinstance(exc, MemoryError):
+        return "out of memory (the case is too large for this machine's memory)"
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    text = " ".join(str(exc).split())
+    return (f"internal error {exc.__class__.__name__}{': ' + text if text else ''}; this is a bug of brats-seg, "
+            "please report it" + ("" if debug else " (run again with --debug for the traceback)"))
+
+
+def _segment_one(job: Any, model: Any, args: argparse.Namespace, bar: _Bar, protected: set[Path]
+                 ) -> tuple[Any, Any]:
+    """Read, segment and write one case's output set (all files or none); returns (case, result)."""
+    import dataclasses
+
+    from ..core.inference import predict
+    from ..core.io import read_case
+    from ..core.outputs import OutputSet, label_image, map_image
+
+    post = {"et_min_voxels": args.et_min_voxels, "min_component_voxels": args.min_component_voxels,
+            "keep_hierarchy": not args.no_hierarchy}
+    case = read_case(dataclasses.replace(job.files, seg=None))  # the ground truth plays no part here
+    seg = predict(case, model, device=args.device, tta=args.tta or args.uncertainty,
+                  probabilities=args.probabilities, postprocess=post, on_progress=bar,
+                  precision=args.precision, crop=args.crop)
+    bar.close()
+    outputs = OutputSet(job.case_id, job.identity(), str(job.source), protected)
+    try:
+        outputs.add(label_image(seg.labels, case, output_scheme(args.scheme, case)), job.out, "seg")
+        for r, p in (seg.probabilities or {}).items():
+            if f"prob_{r}" in job.extras:
+                outputs.add(map_image(p, case.geometry), job.extras[f"prob_{r}"], f"prob_{r}")
+        if "uncertainty" in job.extras and seg.uncertainty is not None:
+            outputs.add(map_image(seg.uncertainty, case.geometry), job.extras["uncertainty"], "uncertainty")
+        outputs.commit()
+    finally:
+        outputs.discard()
+    return case, seg
+
+
+def _report_ok(tag: str, job: Any, case: Any, seg: Any, seconds: float, tta: bool) -> str:
+    vol = case.voxel_volume_ml
+    counts = {c: int((seg.labels == c).sum()) for c in (1, 2, 3)}
+    wt = sum(counts.values()) * vol
+    info = seg.info
+    notes = "; ".join(info.get("fallbacks", []) + info.get("warnings", []))
+    return (f"{tag}ok    {job.label} -> {job.out}  WT {wt:.1f} mL, TC {(counts[1] + counts[3]) * vol:.1f} mL, "
+            f"ET {counts[3] * vol:.1f} mL  [{seconds:.1f} s, {info['device']}, "
+            f"{info['dtype']}, {info['mode']}{', TTA x' + str(info['tta']) if tta else ''}]"
+            + (f"  ({notes})" if notes else ""))
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.cohort import decide, plan_cohort
+    from ..core.io import find_cases, is_nifti_name
+    from ..core.outputs import check_writable, clean_stale_parts
+
+    safe_streams()
     err = sys.stderr
     model_name, why = _resolve_model(args.model)
     if model_name is None:
@@ -184,60 +223,49 @@ def run(args: argparse.Namespace) -> int:
     if not cases:
         print("brats-seg segment: error: no cases found in " + ", ".join(args.cases), file=err)
         return 2
-    outputs, folder = _outputs(cases, Path(args.output))
-    pairs, rank, world = rank_share(list(zip(cases, outputs)))
+    roles = ([f"prob_{r}" for r in ("WT", "TC", "ET")] if args.probabilities else []) + \
+            (["uncertainty"] if args.uncertainty else [])
+    jobs, notes = plan_cohort(cases, Path(args.output), roles)  # colliding ids: before any work
+    folder = None if is_nifti_name(args.output) else Path(args.output)
+    protected = set().union(*(j.inputs for j in jobs))
+    mine, rank, world = rank_share(jobs)
     tag = f"[rank {rank}/{world}] " if world > 1 else ""
-    tta = args.tta or args.uncertainty
-    todo, skipped = [], []
-    for case_path, out in pairs:
-        extra = ([_sidecar(out, f"prob_{r}") for r in ("WT", "TC", "ET")] if args.probabilities else []) + \
-                ([_sidecar(out, "uncertainty")] if args.uncertainty else [])
-        if not args.overwrite and out.exists() and all(p.exists() for p in extra):
-            skipped.append(out)
-            print(f"{tag}skip  {case_path.name}: {out} exists (use --overwrite to replace)")
-        else:
-            todo.append((case_path, out, extra))
-    written, failed = [], []
+    for line in notes:
+        print(tag + line)
+    stale = clean_stale_parts(p for j in mine for p in j.paths)
+    if stale:
+        print(f"{tag}note  removed {len(stale)} temporary file(s) left by an interrupted run")
+    todo, skipped, kept, failed, written = [], [], [], [], []
+    for job in mine:
+        try:
+            status, why = decide(job, protected, args.overwrite)
+        except Exception as exc:  # noqa: BLE001 - one case's trouble never stops the cohort
+            status, why = "fail", _why_failed(exc, args.debug)
+        if status == "todo":
+            todo.append(job)
+            continue
+        {"skip": skipped, "keep": kept, "fail": failed}[status].append(job)
+        print(f"{tag}{ {'skip': 'skip', 'keep': 'keep', 'fail': 'FAIL'}[status]}  {job.label}: {why}")
     if todo:
-        from ..core.inference import predict
+        for d in sorted({j.out.parent for j in todo}):
+            check_writable(d)  # an unwritable folder is found before any compute (exit 2)
         from ..core.models.registry import load_model
 
         model = load_model(model_name, device="cpu")
         print(f"{tag}model {model.spec.name} ({model.spec.family}) from {model.source}; "
               f"{len(todo)} case(s) to segment, {len(skipped)} already done")
-        post = {"et_min_voxels": args.et_min_voxels, "min_component_voxels": args.min_component_voxels,
-                "keep_hierarchy": not args.no_hierarchy}
-        for i, (case_path, out, _extra) in enumerate(todo, 1):
-            bar = _Bar(err, f"{tag}{i}/{len(todo)} {case_path.name}", not args.quiet)
+        for i, job in enumerate(todo, 1):
+            bar = _Bar(err, f"{tag}{i}/{len(todo)} {job.label}", not args.quiet)
             t0 = time.perf_counter()
             try:
-                case = read_case(case_path)
-                seg = predict(case, model, device=args.device, tta=tta, probabilities=args.probabilities,
-                              postprocess=post, on_progress=bar, precision=args.precision,
-                              crop=args.crop)
+                case, seg = _segment_one(job, model, args, bar, protected)
+                written.append(job)
+                print(_report_ok(tag, job, case, seg, time.perf_counter() - t0, args.tta or args.uncertainty))
+            except Exception as exc:  # noqa: BLE001 - one case's trouble never stops the cohort
                 bar.close()
-                write_labels(seg.labels, case, out, scheme=output_scheme(args.scheme, case),
-                             overwrite=args.overwrite)
-                if args.probabilities and seg.probabilities:
-                    for r, p in seg.probabilities.items():
-                        write_map(p, case, _sidecar(out, f"prob_{r}"), args.overwrite)
-                if args.uncertainty and seg.uncertainty is not None:
-                    write_map(seg.uncertainty, case, _sidecar(out, "uncertainty"), args.overwrite)
-            except (BratsSegError, OSError, KeyError) as exc:
-                bar.close()
-                failed.append(case_path)
-                print(f"{tag}FAIL  {case_path.name}: {exc}")
-                continue
-            written.append(out)
-            vol = case.voxel_volume_ml
-            counts = {c: int((seg.labels == c).sum()) for c in (1, 2, 3)}
-            wt = sum(counts.values()) * vol
-            info = seg.info
-            notes = "; ".join(info.get("fallbacks", []) + info.get("warnings", []))
-            print(f"{tag}ok    {case_path.name} -> {out}  WT {wt:.1f} mL, TC {(counts[1] + counts[3]) * vol:.1f} mL, "
-                  f"ET {counts[3] * vol:.1f} mL  [{time.perf_counter() - t0:.1f} s, {info['device']}, "
-                  f"{info['dtype']}, {info['mode']}{', TTA x' + str(info['tta']) if tta else ''}]"
-                  + (f"  ({notes})" if notes else ""))
+                failed.append(job)
+                print(f"{tag}FAIL  {job.label}: {_why_failed(exc, args.debug)}")
     print(f"{tag}done: {len(written)} written, {len(skipped)} skipped (already done), {len(failed)} failed"
+          + (f", {len(kept)} left untouched (not written by brats-seg for this case)" if kept else "")
           + (f" -> {folder}" if folder is not None else ""))
     return 1 if failed else 0

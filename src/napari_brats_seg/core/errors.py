@@ -47,3 +47,25 @@ class InferenceError(BratsSegError):
 
 class Cancelled(BratsSegError):
     """Work was cancelled by the user through a cancel token."""
+
+
+class OutputError(BratsSegError, OSError):
+    """An output cannot be written (permission, read-only or full disk, ...).
+
+    The message names the user's path, never a hidden temporary file. It is also an ``OSError``,
+    so code that catches write failures as ``OSError`` keeps working.
+
+    Parameters
+    ----------
+    message
+        What is wrong, in words a user understands.
+    path
+        The output file or folder the user asked for.
+    """
+
+    def __init__(self, message: str, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{self.path}: {message}" if self.path is not None else message)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

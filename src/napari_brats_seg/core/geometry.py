@@ -115,6 +115,34 @@ class Geometry:
             return f"affine differs by up to {diff:.4g} mm (tolerance {atol} mm)"
         return None
 
+    def same_world_grid(self, other: Geometry, atol: float = 1e-3) -> bool:
+        """True when ``other`` stores the same voxels in another voxel order (axes permuted or flipped).
+
+        Both then map to identical internal ``(z, y, x)`` arrays through :meth:`to_internal`, exactly
+        (a permutation and flips, no resampling).
+        """
+        return (self.internal_shape == other.internal_shape
+                and float(np.abs(self.internal_affine - other.internal_affine).max()) <= atol)
+
+    def grid_difference(self, other: Geometry, atol: float = 1e-3) -> str | None:
+        """None when ``other`` lies on this grid, in this voxel order or another one; else what differs.
+
+        Unlike :meth:`agrees_with`, a file stored transposed or flipped on the same world grid is
+        accepted: reading each file through its own geometry reorients it exactly.
+        """
+        why = self.agrees_with(other, atol)
+        if why is None or self.same_world_grid(other, atol):
+            return None
+        if self.axcodes != other.axcodes:
+            if self.internal_shape != other.internal_shape:
+                after = f"shape {other.internal_shape} differs from {self.internal_shape}"
+            else:
+                diff = float(np.abs(self.internal_affine - other.internal_affine).max())
+                after = f"affine differs by up to {diff:.4g} mm (tolerance {atol} mm)"
+            return (f"stored in voxel order {''.join(other.axcodes)} instead of {''.join(self.axcodes)} "
+                    f"(that alone would be fine), but even reordered its {after}")
+        return why
+
     def describe(self) -> dict:
         """A JSON-friendly summary (shape, spacing, orientation, oblique)."""
         return {

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,8 @@ from . import labels as lab
 from .case import MODALITIES, Case, canonical_modality
 from .errors import CaseError, LabelSchemeError, OutputExistsError
 from .geometry import Geometry
+from .nifti_checks import check_header, quiet_nibabel
+from .outputs import label_image, output_error, temp_path
 
 PathLike = str | os.PathLike
 CaseSource = Union[PathLike, Sequence[PathLike], Mapping[str, PathLike], "CaseFiles"]
@@ -221,14 +222,17 @@ def load_nifti(path: PathLike, *, allow_4d: bool = False, allow_empty: bool = Fa
     Raises
     ------
     CaseError
-        Missing file, not NIfTI, truncated or corrupt data, 2D or 5D (or 4D unless ``allow_4d``),
-        NaN/Inf voxels, all-zero volume (unless ``allow_empty``).
+        Missing file, not NIfTI, a header claiming more data than the file holds (or more voxels than
+        any MRI volume has), an affine with a zero column or a zero/negative pixdim, truncated or
+        corrupt data, 2D or 5D (or 4D unless ``allow_4d``), NaN/Inf voxels, all-zero volume (unless
+        ``allow_empty``).
     """
     p = Path(path)
     if not p.is_file():
         raise CaseError("file not found", p)
     try:
-        img = nib.load(str(p))
+        with quiet_nibabel():
+            img = nib.load(str(p))
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for foreign files
         raise CaseError(f"not a NIfTI file ({_why(exc)})", p) from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
@@ -240,10 +244,14 @@ def load_nifti(path: PathLike, *, allow_4d: bool = False, allow_empty: bool = Fa
         raise CaseError(f"is {len(shape)}D (shape {tuple(img.shape)}); a 3D volume is needed", p)
     if len(shape) > 4 or (len(shape) == 4 and not allow_4d):
         raise CaseError(f"is {len(shape)}D (shape {tuple(img.shape)}); a 3D volume is needed", p)
+    check_header(img, p)  # the header's claims against the file, before any voxel is read
     try:
         data = np.asanyarray(img.dataobj).reshape(shape)
     except (EOFError, zlib.error, OSError, ValueError) as exc:
         raise CaseError(f"truncated or corrupt image data ({_why(exc)})", p) from None
+    except MemoryError:
+        raise CaseError(f"not enough memory to read {'x'.join(map(str, img.shape))} voxels of "
+                        f"{img.get_data_dtype()}", p) from None
     if data.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(data)))
         if bad:
@@ -277,7 +285,8 @@ def read_labels(path: PathLike, *, scheme: str | lab.LabelScheme | None = None, 
 
 
 def _read_labels(path: PathLike, scheme: str | lab.LabelScheme | None, layout: str | None,
-                 geometry: Geometry | None) -> tuple[np.ndarray, lab.LabelScheme, Geometry, str]:
+                 geometry: Geometry | None, case_id: str | None = None
+                 ) -> tuple[np.ndarray, lab.LabelScheme, Geometry, str]:
     """:func:`read_labels`, plus how the scheme was decided (in words)."""
     data, geo = load_nifti(path, allow_empty=True)
     if data.dtype.kind == "f":
@@ -285,12 +294,14 @@ def _read_labels(path: PathLike, scheme: str | lab.LabelScheme | None, layout: s
             raise CaseError("label map has non-integer values", path)
         data = data.astype(np.int64)
     if geometry is not None:
-        why = geometry.agrees_with(geo, AFFINE_ATOL)
+        why = geometry.grid_difference(geo, AFFINE_ATOL)
         if why:
             raise CaseError(f"label map does not lie on the images' grid: {why}", path)
     try:
         if scheme is None:
-            det = lab.detect_scheme(data, layout if layout in lab.SCHEMES else None)
+            named = classify_file(path)
+            det = lab.detect_scheme(data, layout if layout in lab.SCHEMES else None,
+                                    case_id=case_id or (named[1] if named else None))
             if det.scheme is None:
                 raise LabelSchemeError(det.reason)
             sch, note = det.scheme, det.reason
@@ -343,7 +354,7 @@ def read_case(source: CaseSource, *, seg: PathLike | None = None,
             if ref is None:
                 ref = geo
             else:
-                why = ref.agrees_with(geo, AFFINE_ATOL)
+                why = ref.grid_difference(geo, AFFINE_ATOL)  # same grid in another voxel order is fine
                 if why:
                     raise CaseError(f"does not lie on the grid of {cf.images[MODALITIES[0]].name}: {why}",
                                     cf.images[mod])
@@ -353,7 +364,7 @@ def read_case(source: CaseSource, *, seg: PathLike | None = None,
     case = Case(cf.case_id, {m: images[m] for m in MODALITIES}, ref, cf.layout,
                 {m: cf.images[m] for m in MODALITIES}, geos)
     if cf.seg is not None:
-        gt, sch, _, note = _read_labels(cf.seg, scheme, cf.layout, ref)
+        gt, sch, _, note = _read_labels(cf.seg, scheme, cf.layout, ref, cf.case_id)
         case.ground_truth, case.gt_scheme, case.gt_path, case.gt_note = gt, sch, cf.seg, note
     return case
 
@@ -414,7 +425,6 @@ def write_labels(labels: np.ndarray, target: Case | Geometry, path: PathLike, *,
     out = Path(path)
     if not is_nifti_name(out):
         raise CaseError("output name must end in .nii or .nii.gz", out)
-    geo = target.geometry if isinstance(target, Case) else target
     inputs = {Path(p).resolve() for p in protected}
     if isinstance(target, Case):
         inputs |= target.input_paths
@@ -422,22 +432,10 @@ def write_labels(labels: np.ndarray, target: Case | Geometry, path: PathLike, *,
         raise OutputExistsError(f"{out}: refusing to write over an input file of the case")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: file exists (ask to overwrite)")
-    arr = np.asarray(labels)
-    if arr.shape != geo.internal_shape:
-        raise CaseError(f"label map shape {arr.shape} does not match the case's {geo.internal_shape}", out)
-    stored = lab.from_internal(arr, scheme)  # checks the values before any narrowing cast
-    data = geo.from_internal(stored)
-    hdr = geo.header.copy()
-    hdr.set_data_dtype(np.uint8)
-    cls = nib.Nifti2Image if isinstance(geo.header, nib.Nifti2Header) else nib.Nifti1Image
-    img = cls(data, geo.affine, header=hdr)
-    q, qc = geo.header.get_qform(coded=True)
-    s, sc = geo.header.get_sform(coded=True)
-    img.set_qform(q if q is not None else geo.affine, int(qc or 0))
-    img.set_sform(s if s is not None else geo.affine, int(sc or 0))
-    img.header.set_slope_inter(1.0, 0.0)
-    img.header["cal_min"], img.header["cal_max"] = 0, int(stored.max(initial=0))
-    img.header["descrip"] = f"napari-brats-seg labels ({lab.get_scheme(scheme).name})".encode()[:79]
+    try:
+        img = label_image(labels, target, scheme)
+    except CaseError as exc:
+        raise CaseError(str(exc), out) from None
     return save_image(img, out, overwrite=overwrite)
 
 
@@ -454,6 +452,8 @@ def save_image(img: nib.Nifti1Image, path: PathLike, *, overwrite: bool = False,
         The path is one of ``protected``, or exists and ``overwrite`` is False.
     CaseError
         The name does not end in ``.nii`` or ``.nii.gz``.
+    OutputError
+        The file cannot be written (permission, full disk, ...), naming ``path``.
     """
     out = Path(path)
     if not is_nifti_name(out):
@@ -462,13 +462,16 @@ def save_image(img: nib.Nifti1Image, path: PathLike, *, overwrite: bool = False,
         raise OutputExistsError(f"{out}: refusing to write over an input file")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: file exists (ask to overwrite)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if out.name.lower().endswith(".gz") else ".nii"
-    # A fresh hidden name (not mkstemp: its 0600 mode would stick to the output after the rename).
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex}.part{suffix}"
+    # A fresh hidden name with this process's pid (not mkstemp: its 0600 mode would stick to the
+    # output after the rename); a stale one is recognised and removed by outputs.clean_stale_parts.
+    tmp = temp_path(out)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         nib.save(img, tmp)
         os.replace(tmp, out)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise output_error(exc, out) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -13,7 +13,12 @@ scheme        necrotic     edema    enhancing     other
 ``brats2021`` 1            2        4             (BraTS 2018-2021)
 ``brats2023`` 1            2        3             4 resection cavity
 ``msd``       2            1        3             (MSD Task01)
+``brats2013`` 1 and 3      2        4             3 non-enhancing core
 ============  ===========  =======  ============  ==================
+
+``brats2013`` (BraTS 2012-2016, whose value 3 "non-enhancing core" was merged into 1 in 2017) is only
+read, and only when asked for: its values {0,1,2,3,4} are the same as BraTS 2024's, with another
+meaning.
 
 Regions (as in the BraTS challenge and MONAI's ``ConvertToMultiChannelBasedOnBratsClasses``):
 whole tumour WT = NCR | ED | ET, tumour core TC = NCR | ET, enhancing tumour ET = ET. The resection
@@ -22,6 +27,7 @@ cavity belongs to no region.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -118,7 +124,15 @@ INTERNAL = LabelScheme(
     "internal", "internal classes: 1 necrotic, 2 edema, 3 enhancing, 4 resection cavity",
     {0: 0, 1: 1, 2: 2, 3: 3, 4: 4},
 )
+#: Read-only: values 3 and 1 are both necrotic / non-enhancing core (1 is written for it).
+BRATS2013 = LabelScheme(
+    "brats2013", "BraTS 2012-2016: 1 necrotic, 2 edema, 3 non-enhancing core, 4 enhancing",
+    {0: BACKGROUND, 3: NECROTIC, 1: NECROTIC, 2: EDEMA, 4: ENHANCING},
+)
 SCHEMES: dict[str, LabelScheme] = {s.name: s for s in (BRATS2021, BRATS2023, MSD)}
+#: Case ids of the BraTS 2015-2021 releases (Brats17_2013_2_1, BraTS19_CBICA_AAB_1,
+#: BraTS20_Training_001, BraTS2021_00000): their label files never hold a resection cavity.
+_RELEASE_2015_2021 = re.compile(r"^brats(1[5-9]|20)_|^brats2021_", re.I)
 
 
 def get_scheme(scheme: str | LabelScheme) -> LabelScheme:
@@ -131,6 +145,8 @@ def get_scheme(scheme: str | LabelScheme) -> LabelScheme:
     key = aliases.get(key, key)
     if key == "internal":
         return INTERNAL
+    if key in ("brats2013", "brats2012"):
+        return BRATS2013
     if key not in SCHEMES:
         raise LabelSchemeError(f"unknown label scheme {scheme!r}; known: {', '.join(SCHEMES)}")
     return SCHEMES[key]
@@ -241,7 +257,19 @@ class SchemeDetection:
     has_resection_cavity: bool = False
 
 
-def detect_scheme(values: Iterable[int] | np.ndarray, layout: str | None = None) -> SchemeDetection:
+def _release_conflict(vals: set[int], case_id: str, cands: tuple[LabelScheme, ...]) -> SchemeDetection:
+    """The answer for values 3 and 4 in a case named like a BraTS 2015-2021 release: ask."""
+    return SchemeDetection(
+        None, cands + (BRATS2013,),
+        f"ambiguous label scheme: values {sorted(vals)} disagree with the case name {case_id!r}, a BraTS "
+        f"2015-2021 release name (4 = enhancing tumour there): read by the names this is brats2013 "
+        f"(BraTS 2012-2016: 3 = non-enhancing core, 4 = enhancing tumour), read by the values it is brats2023 / BraTS 2024 "
+        f"(3 = enhancing tumour, 4 = resection cavity); the enhancing tumours differ, so choose the "
+        f"scheme explicitly (brats2013 or brats2023)")
+
+
+def detect_scheme(values: Iterable[int] | np.ndarray, layout: str | None = None,
+                  case_id: str | None = None) -> SchemeDetection:
     """Guess the label scheme of a label map from its values and, when known, its file layout.
 
     Parameters
@@ -250,6 +278,10 @@ def detect_scheme(values: Iterable[int] | np.ndarray, layout: str | None = None)
         The label map itself or the set of its distinct values.
     layout
         The case layout the file came with (``"brats2021"``, ``"brats2023"``, ``"msd"``) or None.
+    case_id
+        The case's id, when known: values 3 and 4 in a case named like a BraTS 2015-2021 release
+        (``Brats18_...``) are two readings (2012-2016's non-enhancing core or 2024's resection cavity),
+        so the answer is None and the caller must ask.
 
     Returns
     -------
@@ -269,6 +301,8 @@ def detect_scheme(values: Iterable[int] | np.ndarray, layout: str | None = None)
             f"label values {sorted(vals)} fit no known scheme (brats2021 0/1/2/4, brats2023 0/1/2/3/4, msd 0/1/2/3)"
         )
     note = ""
+    if case_id and 3 in vals and 4 in vals and _RELEASE_2015_2021.match(case_id):
+        return _release_conflict(vals, case_id, cands)
     if layout is not None:
         lay = get_scheme(layout)
         if lay in cands:
