@@ -12,9 +12,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
 
 
 def main(case_dir: str, out: str) -> None:
