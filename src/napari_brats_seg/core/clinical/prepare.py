@@ -155,7 +155,7 @@ def prepare(source: str | os.PathLike | None, out_dir: str | os.PathLike, *, rol
         tick(f"resampled {role.upper()} to {spacing:g} mm")
     times["resample_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    mask = skullstrip.brain_mask(resampled["t1ce"].transpose(2, 1, 0), (spacing,) * 3, method).transpose(2, 1, 0)
+    mask = skullstrip.brain_mask(resampled["t1ce"], (spacing,) * 3, method)
     times["skull_strip_s"] = time.perf_counter() - t
     tick("brain mask")
     record = _record(case_id, origin, images, transforms, affine, shape, method, mask, spacing, times)

@@ -47,12 +47,25 @@ def resolve(method: str) -> str:
 
 
 def brain_mask(volume: np.ndarray, spacing: tuple[float, float, float], method: str = "auto") -> np.ndarray:
-    """A boolean brain mask of ``volume`` (any axis order; ``spacing`` in the same order, mm)."""
+    """A boolean brain mask of ``volume``.
+
+    Parameters
+    ----------
+    volume
+        The image with its voxel axes running to the patient's left, posterior and superior
+        (``(i, j, k)`` of an LPS-ordered NIfTI, as :func:`.prepare.grid_1mm` makes): HD-BET was
+        trained on head-first images in a standard orientation, so the order matters for it.
+    spacing
+        Voxel size along the three axes, mm.
+    method
+        One of :data:`METHODS`.
+    """
     method = resolve(method)
     if method == "none":
         return np.ones(volume.shape, bool)
     if method == "hd-bet":
-        return _hd_bet(volume, spacing)
+        # HD-BET takes SimpleITK's array order (k, j, i)
+        return _hd_bet(np.asarray(volume).transpose(2, 1, 0), tuple(spacing)[::-1]).transpose(2, 1, 0)
     return _classical(volume, spacing)
 
 
