@@ -47,3 +47,9 @@ def deepmedic_dir() -> Path:
 def _own_models_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the user's installed models (``brats-seg models get``): an empty folder each."""
     monkeypatch.setenv("BRATS_SEG_MODELS_DIR", str(tmp_path_factory.mktemp("installed-models")))
+
+
+@pytest.fixture(scope="session")
+def dicom_study_dir() -> Path:
+    """The real clinical DICOM study (8 series, as it left the scanner)."""
+    return _need(SHARED / "data" / "dicom-study" / "patient1")

@@ -18,7 +18,7 @@ from .core.errors import BratsSegError
 from .core.memory import keep_freed_memory
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMANDS = ("info", "score", "synth", "segment", "models", "train", "evaluate", "view",
+COMMANDS = ("info", "dicom", "prepare", "score", "synth", "segment", "models", "train", "evaluate", "view",
             "measure", "report")
 
 

@@ -67,6 +67,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                            "for MONAI bundles)")
     crop.add_argument("--crop", dest="crop", action="store_true",
                       help="crop to the brain's bounding box even for a model that asks for the whole volume")
+    p.add_argument("--native", metavar="FILE",
+                   help="prepared case (brats-seg prepare) only: also write the labels on the source T1ce grid")
+    p.add_argument("--dicom-seg", metavar="FILE",
+                   help="prepared DICOM case only: also write a DICOM-SEG referencing the source T1ce series")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="print the traceback of an unexpected error")
@@ -190,10 +194,26 @@ def _segment_one(job: Any, model: Any, args: argparse.Namespace, bar: _Bar, prot
                 outputs.add(map_image(p, case.geometry), job.extras[f"prob_{r}"], f"prob_{r}")
         if "uncertainty" in job.extras and seg.uncertainty is not None:
             outputs.add(map_image(seg.uncertainty, case.geometry), job.extras["uncertainty"], "uncertainty")
+        if args.native or args.dicom_seg:  # before the set's commit: a failure here leaves the case to do
+            _export_to_source(job, case, seg, model, args)
         outputs.commit()
     finally:
         outputs.discard()
     return case, seg
+
+
+def _export_to_source(job: Any, case: Any, seg: Any, model: Any, args: argparse.Namespace) -> None:
+    """--native / --dicom-seg: the labels back onto the source series of a prepared case."""
+    import nibabel as nib
+
+    from ..core.clinical.export import export_prepared
+    from ..core.models.checkpoint import weights_hash
+
+    internal = nib.Nifti1Image(case.geometry.from_internal(seg.labels), case.geometry.affine)
+    scheme = output_scheme(args.scheme, case)
+    export_prepared(job.source if Path(job.source).is_dir() else Path(job.source).parent, internal,
+                    native=args.native, dicom_seg=args.dicom_seg, model_name=model.spec.name,
+                    model_hash=weights_hash(model.network.state_dict()), native_scheme=scheme)
 
 
 def _report_ok(tag: str, job: Any, case: Any, seg: Any, seconds: float, tta: bool) -> str:
@@ -225,6 +245,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     roles = ([f"prob_{r}" for r in ("WT", "TC", "ET")] if args.probabilities else []) + \
             (["uncertainty"] if args.uncertainty else [])
+    if (args.native or args.dicom_seg) and len(cases) != 1:
+        print("brats-seg segment: error: --native and --dicom-seg take one prepared case", file=err)
+        return 2
+    for extra in (args.native, args.dicom_seg):
+        if extra and Path(extra).exists() and not args.overwrite:
+            print(f"brats-seg segment: error: {extra} exists (use --overwrite to replace it)", file=err)
+            return 2
     jobs, notes = plan_cohort(cases, Path(args.output), roles)  # colliding ids: before any work
     folder = None if is_nifti_name(args.output) else Path(args.output)
     protected = set().union(*(j.inputs for j in jobs))
