@@ -157,7 +157,7 @@ def test_grow_refuses_missing_and_one_kind_seeds() -> None:
     seeds[10, 10, 11] = 2
     with pytest.raises(EditError, match="edema only"):
         grow_from_seeds(labels, imgs, seeds)
-    with pytest.raises(EditError, match="grid"):
+    with pytest.raises(EditError, match="one grid"):
         grow_from_seeds(labels, imgs[:, :10], seeds)
 
 

@@ -92,6 +92,39 @@ def _walk(data: np.ndarray, seeds: np.ndarray, brain: np.ndarray, spacing: Seque
     return ndimage.zoom(prob, zoom, order=1, grid_mode=True, mode="nearest")
 
 
+def grow_region(images: np.ndarray, seeds: np.ndarray, spacing: Sequence[float] | None = None, *,
+                margin_mm: float = 10.0, beta: float = 130.0, max_voxels: int | None = 64_000,
+                on_progress: ProgressCallback | None = None,
+                cancel: CancelToken | None = None) -> tuple[tuple[slice, ...], np.ndarray]:
+    """The random walker's labels in the strokes' box: ``(box, labels_of_the_box)``.
+
+    Parameters are those of :func:`grow_from_seeds` (without the label map).
+    """
+    sp = spacing3(spacing)
+    seeds = np.asarray(seeds)
+    imgs = np.asarray(images) if not isinstance(images, np.ndarray) else images
+    if imgs.ndim != 4 or imgs.shape[1:] != seeds.shape:
+        raise EditError(f"the sequences {imgs.shape} and the seeds {seeds.shape} do not lie on one grid")
+    box = seed_box(seeds, margin_mm, sp)
+    report(on_progress, 0, 2, "random walker")
+    check(cancel)
+    sub = imgs[(slice(None), *box)].astype(np.float32, copy=False)
+    brain = (sub != 0).any(axis=0)
+    s = seeds[box]
+    n = int(np.prod(s.shape))
+    f = 1 if max_voxels is None or n <= max_voxels else int(np.ceil((n / max_voxels) ** (1 / 3)))
+    prob = _walk(_normalised(sub, brain), s, brain, sp, beta, f)
+    check(cancel)
+    values = np.unique(s[s > 0])
+    to_class = np.where(values == BACKGROUND_SEED, lab.BACKGROUND, values).astype(np.uint8)
+    grown = to_class[np.argmax(prob, axis=0)]
+    grown[~brain] = lab.BACKGROUND
+    marked = s > 0
+    grown[marked] = np.where(s[marked] == BACKGROUND_SEED, lab.BACKGROUND, s[marked])
+    report(on_progress, 2, 2, "random walker")
+    return box, grown
+
+
 def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray], seeds: np.ndarray,
                     spacing: Sequence[float] | None = None, *, margin_mm: float = 10.0, beta: float = 130.0,
                     max_voxels: int | None = 64_000, on_progress: ProgressCallback | None = None,
@@ -122,29 +155,11 @@ def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray
     EditError
         For missing or one-kind strokes, or images that do not fit the label map.
     """
-    labels, sp = as_labels(labels), spacing3(spacing)
-    imgs = np.asarray(images) if not isinstance(images, np.ndarray) else images
-    if imgs.ndim != 4 or imgs.shape[1:] != labels.shape or np.shape(seeds) != labels.shape:
-        raise EditError(f"the sequences {imgs.shape} and seeds {np.shape(seeds)} must lie on the label "
-                        f"map's grid {labels.shape}")
-    seeds = np.asarray(seeds)
-    box = seed_box(seeds, margin_mm, sp)
-    report(on_progress, 0, 2, "random walker")
-    check(cancel)
-    sub = imgs[(slice(None), *box)].astype(np.float32, copy=False)
-    brain = (sub != 0).any(axis=0)
-    s = seeds[box]
-    n = int(np.prod(s.shape))
-    f = 1 if max_voxels is None or n <= max_voxels else int(np.ceil((n / max_voxels) ** (1 / 3)))
-    prob = _walk(_normalised(sub, brain), s, brain, sp, beta, f)
-    check(cancel)
-    values = np.unique(s[s > 0])
-    to_class = np.where(values == BACKGROUND_SEED, lab.BACKGROUND, values).astype(labels.dtype)
-    grown = to_class[np.argmax(prob, axis=0)]
-    grown[~brain] = lab.BACKGROUND
-    marked = s > 0
-    grown[marked] = np.where(s[marked] == BACKGROUND_SEED, lab.BACKGROUND, s[marked])
+    labels = as_labels(labels)
+    if np.shape(seeds) != labels.shape:
+        raise EditError(f"the seeds {np.shape(seeds)} do not lie on the label map's grid {labels.shape}")
+    box, grown = grow_region(images, seeds, spacing, margin_mm=margin_mm, beta=beta, max_voxels=max_voxels,
+                             on_progress=on_progress, cancel=cancel)
     out = np.array(labels, copy=True)
     out[box] = grown
-    report(on_progress, 2, 2, "random walker")
     return out
