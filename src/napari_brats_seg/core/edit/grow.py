@@ -5,9 +5,11 @@ The user paints a few strokes of each class and of background (on any slices) in
 bounding box of the strokes padded by ``margin_mm``, scikit-image's ``random_walker`` labels every
 voxel with the seed it most probably reaches first, with edge weights from all four sequences
 (each z-scored inside the box) and the voxel spacing. Voxels outside the brain (all sequences 0)
-are left out of the walk and become background. A box of more than ``max_voxels`` voxels is walked
-on a grid coarsened by an integer factor (block means), the probabilities brought back by linear
-interpolation and the strokes imposed at full resolution, which bounds the time of a run.
+are left out of the walk and become background. The linear systems are solved by conjugate
+gradients with an algebraic-multigrid preconditioner when ``pyamg`` is installed (Jacobi
+otherwise). A box of more than ``max_voxels`` voxels is walked on a grid coarsened by an integer
+factor (block means), the probabilities brought back by linear interpolation and the strokes
+imposed at full resolution, which bounds the time of a run.
 
 The box of the result replaces the box of the label map; everything outside it is unchanged.
 """
@@ -74,15 +76,18 @@ def _coarsen(data: np.ndarray, f: int) -> np.ndarray:
 def _walk(data: np.ndarray, seeds: np.ndarray, brain: np.ndarray, spacing: Sequence[float],
           beta: float, f: int) -> np.ndarray:
     """Probabilities ``(K, z, y, x)`` at full resolution of the box, for the sorted seed values."""
+    from importlib.util import find_spec
+
     from skimage.segmentation import random_walker
 
+    mode = "cg_mg" if find_spec("pyamg") is not None else "cg_j"     # multigrid: a few times faster
     values = np.unique(seeds[seeds > 0])
     coarse_seeds = np.zeros([-(-n // f) for n in seeds.shape], dtype=np.int32)
     coarse_brain = _coarsen(brain[..., None].astype(np.float32), f)[..., 0] > 0
     coarse_seeds[~coarse_brain] = -1                       # inactive: outside the brain
     idx = np.nonzero(seeds)
     coarse_seeds[tuple(i // f for i in idx)] = np.searchsorted(values, seeds[idx]) + 1
-    prob = random_walker(_coarsen(data, f), coarse_seeds, beta=beta, mode="cg_j", tol=1e-3,
+    prob = random_walker(_coarsen(data, f), coarse_seeds, beta=beta, mode=mode, tol=1e-2,
                          channel_axis=-1, spacing=tuple(float(s) * f for s in spacing),
                          return_full_prob=True)
     prob = np.nan_to_num(np.asarray(prob, dtype=np.float32))
