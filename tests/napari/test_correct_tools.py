@@ -143,6 +143,14 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     assert not np.array_equal(grown, original) and (grown[strokes == 3] == 3).all()
     assert (grown[strokes == BACKGROUND_SEED] == 0).all()
     assert _undone(gt, original)
+    tools.grow_auto.setChecked(True)                  # a new stroke grows again by itself
+    with seeds.block_history():
+        seeds.data_setitem(np.nonzero(strokes), strokes[np.nonzero(strokes)] * 0 + BACKGROUND_SEED)
+        seeds.data_setitem(np.nonzero(strokes == 3), 3)
+    qtbot.waitUntil(lambda: tools.grow_task is None and not np.array_equal(gt.data, original), timeout=60_000)
+    assert (gt.data == 2).sum() < (grown == 2).sum()  # the edema strokes became background
+    assert _undone(gt, original)
+    tools.grow_auto.setChecked(False)
 
     # Intensity window picked from a voxel, then a masked brush stroke and a masked fill.
     flair = crop_case.images["flair"]
