@@ -43,6 +43,7 @@ from .. import edits
 from ..layers import case_from_layers, label_colormap, source_of
 from ..worker import Task, start_task
 from ._qt import LayerCombo
+from ._strokes import MaskedStroke
 
 #: Targets of margin and smoothing: display name -> class or region.
 TARGETS: dict[str, int | str] = {
@@ -431,46 +432,21 @@ class CorrectTools(QWidget):
         self.status.setText(f"intensity window [{lo:.4g}, {hi:.4g}]")
         return (lo, hi)
 
-    def _brush_args(self, layer: Labels) -> tuple[np.ndarray, float, int, int | None, tuple[float, float, float]]:
+    def begin_masked_stroke(self) -> MaskedStroke | None:
+        """Start a masked brush stroke with the layer's label and brush size (None if refused)."""
+        layer = self._editable_layer()
+        if layer is None:
+            return None
         sp = self.spacing(layer)
         axis = self.slicing_axis() if layer.n_edit_dimensions == 2 else None
         plane = [s for i, s in enumerate(sp) if i != (axis if axis is not None else 0)]
         radius = max(float(layer.brush_size) / 2.0, 0.5) * min(plane)
-        return self.mask_image(layer), radius, int(layer.selected_label), axis, sp
-
-    def begin_masked_stroke(self) -> dict[str, Any] | None:
-        """Start a masked brush stroke (one undo step until :meth:`end_masked_stroke`), None if refused."""
-        layer = self._editable_layer()
-        if layer is None:
-            return None
         try:
-            image, radius, cls, axis, sp = self._brush_args(layer)
-            masks.in_window(image[:1, :1, :1], self.window())
+            return MaskedStroke(layer, self.mask_image(layer), radius, int(layer.selected_label), axis, sp,
+                                self.window())
         except EditError as exc:
             self._say(f"masked brush: {exc}", warn=True)
             return None
-        history = layer.block_history()
-        history.__enter__()
-        return {"layer": layer, "image": image, "radius": radius, "cls": cls, "axis": axis, "spacing": sp,
-                "window": self.window(), "history": history, "n": 0}
-
-    @staticmethod
-    def masked_dab(stroke: dict[str, Any], point: Sequence[float]) -> None:
-        """One dab of a masked stroke at a data point (live: the layer shows it at once)."""
-        try:
-            idx = masks.brush_indices(stroke["image"], point, stroke["radius"], stroke["window"],
-                                      stroke["spacing"], stroke["axis"])
-        except EditError:      # the cursor left the volume
-            return
-        layer = stroke["layer"]
-        stroke["n"] += int(np.count_nonzero(np.asarray(layer.data)[idx] != stroke["cls"]))
-        layer.data_setitem(idx, stroke["cls"])
-
-    def end_masked_stroke(self, stroke: dict[str, Any]) -> int:
-        """Commit the stroke as one undo step; returns how many voxels it changed."""
-        stroke["history"].__exit__(None, None, None)
-        self.status.setText(f"masked brush: {stroke['n']} voxels changed")
-        return int(stroke["n"])
 
     def masked_brush_stroke(self, points: Sequence[Sequence[float]]) -> int:
         """Paint a stroke through data points with the layer's brush, limited to the window: ONE undo step."""
@@ -478,8 +454,13 @@ class CorrectTools(QWidget):
         if stroke is None:
             return 0
         for p in points:
-            self.masked_dab(stroke, p)
-        return self.end_masked_stroke(stroke)
+            stroke.dab(p)
+        return self._end_stroke(stroke)
+
+    def _end_stroke(self, stroke: MaskedStroke) -> int:
+        n = stroke.end()
+        self.status.setText(f"masked brush: {n} voxels changed")
+        return n
 
     def masked_fill_at(self, point: Sequence[float]) -> int:
         """Fill the region under the data point with the selected label, limited to the window."""
@@ -523,9 +504,9 @@ class CorrectTools(QWidget):
         elif mode == "fill":
             self.masked_fill_at(point)
         elif mode == "brush" and (stroke := self.begin_masked_stroke()) is not None:
-            self.masked_dab(stroke, point)
+            stroke.dab(point)
             yield
             while event.type == "mouse_move":
-                self.masked_dab(stroke, tuple(float(v) for v in layer.world_to_data(event.position)))
+                stroke.dab(tuple(float(v) for v in layer.world_to_data(event.position)))
                 yield
-            self.end_masked_stroke(stroke)
+            self._end_stroke(stroke)
