@@ -11,6 +11,8 @@ farthest from the region's border, and acts there:
   point has one true class, *delete* it (true class background) or *relabel* it (one click, the
   Correct widget's *Pick a component*); else an *intensity-limited 3D brush* dab of ``--masked``
   mm radius, window picked from the voxel (FLAIR for edema and background, T1ce for the core).
+  A tool step that lowers the mean of the WT/TC/ET Dice is undone by the user and replaced by a
+  brush stroke (counted as one interaction; the undo is not counted).
 
 It prints per case and as means: interactions to reach whole-tumour Dice 0.90 and 0.95 (NoC@90,
 NoC@95; capped at ``--cap``), mean Dice of WT/TC/ET after 5, 10 and 20 interactions and seconds per
@@ -85,7 +87,16 @@ def brush_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], radius
 
 
 def tool_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], radius_mm: float,
-              images: dict[str, np.ndarray], spacing: tuple[float, float, float]) -> np.ndarray:
+              images: dict[str, np.ndarray], spacing: tuple[float, float, float], radius: int) -> np.ndarray:
+    """The tool's result, or (when it lowers the mean Dice: the user undoes it) a brush stroke."""
+    out = _tool(pred, gt, p, radius_mm, images, spacing)
+    if np.mean(list(region_dice(out, gt).values())) < np.mean(list(region_dice(pred, gt).values())):
+        return brush_step(pred, gt, p, radius)
+    return out
+
+
+def _tool(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], radius_mm: float,
+          images: dict[str, np.ndarray], spacing: tuple[float, float, float]) -> np.ndarray:
     true = int(gt[p])
     if pred[p] != lab.BACKGROUND:
         comp = components.component_at(pred, p, "class")
@@ -133,7 +144,7 @@ def run_case(case_dir: Path, pred_dir: Path, args: argparse.Namespace) -> dict[s
     gt, pred = gt[box], pred[box].astype(np.uint8)
     images = {m: case.images[m][box] for m in ("flair", "t1ce")}
     return {"tools": simulate(pred, gt, tool_step, args.cap, radius_mm=args.masked, images=images,
-                              spacing=case.spacing),
+                              spacing=case.spacing, radius=args.brush),
             "brush": simulate(pred, gt, brush_step, args.cap, radius=args.brush)}
 
 

@@ -27,13 +27,13 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
+from superqt import QCollapsible
 
 from ...core import labels as lab
 from ...core.case import MODALITIES, MODALITY_NAMES
@@ -83,16 +83,19 @@ def _row(*widgets: QWidget) -> QHBoxLayout:
     return row
 
 
-def _group(title: str, *rows: Any) -> QGroupBox:
-    """A titled box of form rows: ``(label, field)`` pairs or single widgets/layouts."""
+def _group(title: str, *rows: Any) -> QCollapsible:
+    """A collapsible titled section of form rows: ``(label, field)`` pairs or single widgets/layouts."""
     form = QFormLayout()
     for r in rows:
         if isinstance(r, tuple):
             form.addRow(*r)
         else:
             form.addRow(r)
-    box = QGroupBox(title)
-    box.setLayout(form)
+    inner = QWidget()
+    inner.setLayout(form)
+    box = QCollapsible(title)
+    box.addWidget(inner)
+    box.collapse(animate=False)
     return box
 
 
@@ -131,14 +134,17 @@ class CorrectTools(QWidget):
         self._grow_timer.timeout.connect(self.grow)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        for group in (self._component_group(), self._margin_group(), self._interp_group(),
-                      self._grow_group(), self._mask_group(), self._logic_group()):
-            lay.addWidget(group)
+        #: The collapsible sections, in order (the first one open).
+        self.sections = [self._component_group(), self._margin_group(), self._interp_group(),
+                         self._grow_group(), self._mask_group(), self._logic_group()]
+        for section in self.sections:
+            lay.addWidget(section)
+        self.sections[0].expand(animate=False)
         lay.addWidget(self.status)
         viewer.mouse_drag_callbacks.append(self._on_mouse)
 
     # -- construction ----------------------------------------------------------------------
-    def _component_group(self) -> QGroupBox:
+    def _component_group(self) -> QCollapsible:
         self.component_scope = QComboBox()
         self.component_scope.addItem("its class", "class")
         self.component_scope.addItem("whole tumour", "tumour")
@@ -150,7 +156,7 @@ class CorrectTools(QWidget):
         return _group("Pick a component (3D, one click)", ("Component of", self.component_scope),
                       ("Action", self.component_action), ("Relabel to", self.relabel_class), self.pick_button)
 
-    def _margin_group(self) -> QGroupBox:
+    def _margin_group(self) -> QCollapsible:
         self.target_combo = QComboBox()
         for name, t in TARGETS.items():
             self.target_combo.addItem(name, t)
@@ -167,14 +173,14 @@ class CorrectTools(QWidget):
                       (self.margin_button, self.margin_mm),
                       (self.smooth_button, _row(self.smooth_method, self.smooth_mm)))
 
-    def _interp_group(self) -> QGroupBox:
+    def _interp_group(self) -> QCollapsible:
         self.interp_class = _class_combo()
         self.interp_button = QPushButton("Fill between slices")
         self.interp_button.clicked.connect(self.fill_between)
         return _group("Fill between slices (of the slicing axis)", ("Outlined class", self.interp_class),
                       self.interp_button)
 
-    def _grow_group(self) -> QGroupBox:
+    def _grow_group(self) -> QCollapsible:
         self.seeds_button = QPushButton("New seeds layer")
         self.seeds_button.clicked.connect(self.make_seeds_layer)
         self.seed_buttons: dict[int, QPushButton] = {}
@@ -189,7 +195,7 @@ class CorrectTools(QWidget):
                       ("Paint", _row(*self.seed_buttons.values())), ("Margin around strokes", self.grow_margin),
                       self.grow_button, self.grow_auto)
 
-    def _mask_group(self) -> QGroupBox:
+    def _mask_group(self) -> QCollapsible:
         self.mask_sequence = QComboBox()
         for m in MODALITIES:
             self.mask_sequence.addItem(MODALITY_NAMES[m], m)
@@ -202,7 +208,7 @@ class CorrectTools(QWidget):
                       ("Window", _row(self.mask_low, self.mask_high)), self.mask_pick_button,
                       _row(self.mask_brush_button, self.mask_fill_button))
 
-    def _logic_group(self) -> QGroupBox:
+    def _logic_group(self) -> QCollapsible:
         self.logic_source = LayerCombo(self.viewer, Labels)
         self.logic_op = QComboBox()
         for op in logic.OPERATIONS:
