@@ -14,7 +14,7 @@ from napari.utils._test_utils import read_only_mouse_event
 from napari.utils.interactions import mouse_move_callbacks, mouse_press_callbacks, mouse_release_callbacks
 from qtpy.QtCore import Qt
 
-from napari_brats_seg._napari import edits
+from napari_brats_seg._napari import autosave, edits
 from napari_brats_seg._napari.layers import LayerSource, case_layer_data, labels_layer_data, source_of
 from napari_brats_seg._napari.widgets._qt import add_layer_data
 from napari_brats_seg.core.edit import components, interpolate, logic, margins, masks
@@ -113,6 +113,13 @@ def test_component_margin_smoothing_interpolation(make_napari_viewer, qtbot, cro
     assert np.array_equal(gt.data, interpolate.fill_between_slices(outlined, 3, 0, sp))
     assert (gt.data[gap] == 3).sum() > 0
     assert _undone(gt, outlined) and _undone(gt, original)
+
+    # A tool's result is autosaved like a brush stroke (the recovery file holds it).
+    mgr = autosave.AutosaveManager.for_viewer(viewer)
+    tools.margin_button.click()
+    mgr.flush(gt)
+    qtbot.waitUntil(lambda: bool(autosave.find_recoveries(crop_case.case_id)) and np.array_equal(
+        autosave.find_recoveries(crop_case.case_id)[0].load(), gt.data), timeout=20_000)
 
 
 def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop_case, notifications) -> None:
