@@ -4,6 +4,7 @@ each application one undo step that restores the exact previous array, misuse re
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -43,12 +44,16 @@ def crop_case(real_case_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def _setup(make_napari_viewer, case):
+    """A viewer with the crop, the Correct widget, and a prediction (a copy of the ground truth,
+    which itself opens locked) as the layer being corrected."""
     viewer = make_napari_viewer()
     layers = add_layer_data(viewer, case_layer_data(case))
     gt = next(ly for ly in layers if isinstance(ly, Labels))
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Correct")
-    widget.layer_combo.set_layer(gt)
-    return viewer, gt, widget.tools
+    src = replace(source_of(gt), role="prediction")
+    pred = add_layer_data(viewer, [labels_layer_data(np.array(gt.data), src, f"model [{case.case_id}]")])[0]
+    assert widget.layer() is pred and pred.editable and not gt.editable
+    return viewer, pred, widget
 
 
 def _click(viewer, layer, point, kind: str = "mouse_press") -> None:
@@ -63,7 +68,8 @@ def _undone(gt: Labels, before: np.ndarray, steps: int = 1) -> bool:
 
 
 def test_component_margin_smoothing_interpolation(make_napari_viewer, qtbot, crop_case, notifications) -> None:
-    viewer, gt, tools = _setup(make_napari_viewer, crop_case)
+    viewer, gt, widget = _setup(make_napari_viewer, crop_case)
+    tools = widget.tools
     sp = source_of(gt).geometry.spacing
     original = np.array(gt.data, copy=True)
     p = tuple(int(v) for v in np.argwhere(original == 2)[0])
@@ -114,16 +120,24 @@ def test_component_margin_smoothing_interpolation(make_napari_viewer, qtbot, cro
     assert (gt.data[gap] == 3).sum() > 0
     assert _undone(gt, outlined) and _undone(gt, original)
 
-    # A tool's result is autosaved like a brush stroke (the recovery file holds it).
+    # A tool's result is autosaved like a brush stroke (the recovery file holds it), and so is undo.
     mgr = autosave.AutosaveManager.for_viewer(viewer)
     tools.margin_button.click()
     mgr.flush(gt)
-    qtbot.waitUntil(lambda: bool(autosave.find_recoveries(crop_case.case_id)) and np.array_equal(
-        autosave.find_recoveries(crop_case.case_id)[0].load(), gt.data), timeout=20_000)
+    def saved(expected: np.ndarray) -> bool:
+        recs = [r for r in autosave.find_recoveries(crop_case.case_id) if r.layer_name == gt.name]
+        return bool(recs) and np.array_equal(recs[0].load(), expected)
+
+    qtbot.waitUntil(lambda: saved(np.asarray(gt.data)), timeout=20_000)
+    assert not np.array_equal(gt.data, original)
+    gt.undo()                                           # and so is the state after undo
+    mgr.flush(gt)
+    qtbot.waitUntil(lambda: saved(original), timeout=20_000)
 
 
 def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop_case, notifications) -> None:
-    viewer, gt, tools = _setup(make_napari_viewer, crop_case)
+    viewer, gt, widget = _setup(make_napari_viewer, crop_case)
+    tools = widget.tools
     original = np.array(gt.data, copy=True)
     n_hist = len(gt._undo_history)
 
@@ -191,8 +205,9 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     other = original.copy()
     other[original == 3] = 0
     other[:4] = 1
-    src = source_of(gt)
-    pred = add_layer_data(viewer, [labels_layer_data(other, src, "prediction")])[0]
+    src = replace(source_of(gt), role="labels")        # a label map of the same case (not a new prediction)
+    pred = add_layer_data(viewer, [labels_layer_data(other, src, "other labels")])[0]
+    widget.layer_combo.set_layer(gt)                    # the newest working layer became the default
     tools.logic_source.set_layer(pred)
     tools.logic_op.setCurrentIndex(tools.logic_op.findData("subtract"))
     tools.logic_button.click()
@@ -200,11 +215,13 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     assert np.array_equal(gt.data, logic.combine(original, other, "subtract"))
     assert _undone(gt, original)
     n_hist = len(gt._undo_history)
-    foreign = LayerSource(case_id="another case", geometry=src.geometry, role="prediction")
+    foreign = LayerSource(case_id="another case", geometry=src.geometry, role="labels")
     stranger = add_layer_data(viewer, [labels_layer_data(other, foreign, "other case")])[0]
+    widget.layer_combo.set_layer(gt)
     tools.logic_source.set_layer(stranger)
     tools.logic_button.click()
     small = viewer.add_labels(np.zeros((4, 4, 4), np.uint8), name="small")
+    widget.layer_combo.set_layer(gt)
     widget_layer = tools.layer()
     tools.logic_source.set_layer(small)
     tools.logic_button.click()
