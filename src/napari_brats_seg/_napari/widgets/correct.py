@@ -37,6 +37,7 @@ from .. import edits
 from ..notify import info
 from ..session import Session
 from ._qt import LayerCombo
+from .correct_tools import CorrectTools
 
 #: The paint buttons: internal class -> label.
 PAINT_CLASSES: dict[int, str] = {
@@ -141,6 +142,10 @@ class CorrectWidget(QWidget):
         self._default: Any = None
         self._shown: Any = None
         self._apply_default()
+
+        # The correction tools (core.edit), below the clean-ups; public as ``self.tools``.
+        self.tools = CorrectTools(napari_viewer, self.layer, self.layer_combo.set_layer)
+        lay.insertWidget(lay.count() - 1, self.tools)
 
     def layer(self) -> Labels | None:
         """The labels layer being corrected."""
