@@ -28,14 +28,12 @@ import torch
 from .errors import InferenceError
 
 #: Families whose bf16 + channels-last labels agree with fp32 at >= 0.99 Dice per region on real
-#: BraTS cases with *trained* weights, and run faster (``bench/bench_precision.py``,
-#: ``bench/bench_segresnet.py``; numbers in the README, "Segmenting cases"), lowest Dice (WT / TC / ET)
-#: over the cases measured: the CaPTk DeepMedic 0.998 / 0.997 / 0.994 (2.3x faster); the shipped
-#: ``unet3d-default`` 0.999 / 0.999 / 0.998 on 3 cases (2.4-2.6x); a SegResNet in the bundle's
-#: configuration trained here 0.999 / 0.999 / 0.998 on 3 cases (2.6-3.1x), 0.997 / 0.999 / 0.997 on
-#: the whole volume. (Seeded *random* SegResNet weights, whose logits hover near the threshold,
-#: agreed at only 0.989 on TC and ET: a random network is not the measure.) Other families (2D
-#: slices, cascades, MONAI ``bundle`` networks) stay fp32 unless asked (``precision="bf16"``).
+#: BraTS cases with *trained* weights, and run faster where the CPU has native bf16
+#: (``bench/bench_precision.py``, ``bench/bench_segresnet.py``; the agreement and speed figures, with the
+#: CPU they were measured on, are in the README, "Segmenting cases"): the CaPTk DeepMedic, the shipped
+#: ``unet3d-default`` and a SegResNet in the bundle's configuration. (Seeded *random* SegResNet weights,
+#: whose logits hover near the threshold, agree less: a random network is not the measure.) Other
+#: families (2D slices, cascades, MONAI ``bundle`` networks) stay fp32 unless asked (``precision="bf16"``).
 BF16_VALIDATED_FAMILIES: frozenset[str] = frozenset({"deepmedic", "unet3d", "segresnet"})
 
 _DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -3,9 +3,9 @@
 A BraTS case makes arrays of 37-300 MB (four channels, their normalised copy, the network's feature
 maps, the logits). glibc's ``malloc`` serves blocks that large with ``mmap`` and hands them back to the
 operating system on ``free``, so every new array is fresh memory that the kernel must fault in page by
-page. On the virtual machines this project runs on, those page faults cost a quarter or more of a
-case's time: the same SegResNet case took 8.6 s with the defaults and 6.7 s with the settings below
-(``bench/bench_segresnet.py`` measures it, with and without).
+page. On the virtual machines this project runs on, those page faults can cost a large share of a
+case's time (``bench/bench_segresnet.py`` measures it with and without the settings below; the
+figures, with the CPU they were taken on, are in the README, "Memory: the allocator setting").
 
 :func:`keep_freed_memory` sets, once per process, three ``mallopt`` parameters:
 
@@ -15,8 +15,8 @@ case's time: the same SegResNet case took 8.6 s with the defaults and 6.7 s with
 - ``M_ARENA_MAX`` 1: threads share the main heap (a worker thread's own arena is capped at 64 MB per
   heap and would go back to ``mmap`` for large blocks; inference in napari runs in a worker thread).
 
-The price: the process keeps its peak memory after a case (0.4 GB more peak resident memory than
-with the defaults for a whole-volume SegResNet case) and reuses it for the next. Set the environment
+The price: the process keeps its peak memory after a case (a few hundred MB more peak resident
+memory than with the defaults for a whole-volume case) and reuses it for the next. Set the environment
 variable ``BRATS_SEG_KEEP_FREED_MEMORY=0`` to leave glibc's defaults. Elsewhere than Linux with glibc
 this does nothing. Torch and numpy are not needed here.
 """
