@@ -54,20 +54,27 @@ import numpy as np
 import torch
 
 from .case import Case, canonical_modality
-from .device import Precision, choose_precision, empty_cache, is_out_of_memory, resolve_device, run_context
+from .device import Precision, choose_precision, empty_cache, is_out_of_memory, resolve_device
 from .errors import BratsSegError, InferenceError, ModelError
 from .memory import keep_freed_memory
 from .models.spec import LoadedModel, ModelSpec
+from .passes import (
+    DEFAULT_OVERLAP,
+    SLICE_BATCH,
+    Runner,
+    activate,
+    pass_2d,
+    pass_3d,
+    pass_volume,
+    plan_windows,
+    round_up,
+)
 from .placement import BRAIN_MARGIN, Placement, Resample, prepare, slice_axis
 from .postprocess import check_options, clean_labels, labels_from_softmax, merge_regions, region_probabilities
 from .progress import CancelToken, ProgressCallback, check, report
 
-#: Axial slices per forward pass of 2D models.
-SLICE_BATCH = 8
 #: Smallest window edge the out-of-memory fallback shrinks to.
 MIN_WINDOW = 32
-#: Default fraction of a window that overlaps its neighbour.
-DEFAULT_OVERLAP = 0.5
 
 
 @dataclass
@@ -94,36 +101,6 @@ class Segmentation:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_windows(shape: Sequence[int], window: Sequence[int], overlap: float = DEFAULT_OVERLAP
-                 ) -> list[tuple[slice, ...]]:
-    """Windows covering ``shape``: per axis, evenly spaced starts with at least ``overlap``.
-
-    ``shape`` must be at least ``window`` on every axis (pad first).
-    """
-    if not 0 <= overlap < 1:
-        raise InferenceError(f"overlap must be in [0, 1), got {overlap}")
-    starts = []
-    for size, win in zip(shape, window):
-        if win >= size:
-            starts.append([0])
-            continue
-        step = max(1, int(win * (1 - overlap)))
-        n = math.ceil((size - win) / step) + 1
-        starts.append(sorted({int(round(s)) for s in np.linspace(0, size - win, n)}))
-    return [tuple(slice(s, s + min(w, size)) for s, w, size in zip(st, window, shape))
-            for st in itertools.product(*starts)]
-
-
-def _gaussian(window: Sequence[int]) -> torch.Tensor:
-    from monai.data.utils import compute_importance_map
-
-    return compute_importance_map(tuple(window), mode="gaussian", sigma_scale=0.125, device="cpu").float()
-
-
-def _round_up(n: int, k: int) -> int:
-    return int(math.ceil(n / k) * k)
-
-
 def _check_model(spec: ModelSpec, case: Case) -> list[str]:
     """The registry's compatibility check plus what decoding needs; returns the warnings."""
     from .models.registry import check_compatible
@@ -145,100 +122,6 @@ def _check_model(spec: ModelSpec, case: Case) -> list[str]:
     return warn
 
 
-class _Runner:
-    """Runs forward passes with progress, cancellation, precision and error wrapping."""
-
-    def __init__(self, network: Any, device: torch.device, precision: Precision,
-                 on_progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
-        self.network, self.device, self.precision = network, device, precision
-        self.on_progress, self.cancel = on_progress, cancel
-        self.done, self.total, self.units = 0, 0, 0
-
-    def step(self, message: str) -> None:
-        self.done += 1
-        report(self.on_progress, self.done, self.total, message)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """One pass of ``x`` (CPU float32) through the network; float32 CPU logits."""
-        check(self.cancel)
-        xd = x.to(self.device)
-        if self.precision.channels_last and xd.ndim == 5:
-            xd = xd.contiguous(memory_format=torch.channels_last_3d)
-        with run_context(self.device, self.precision):
-            out = self.network(xd)
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        if not isinstance(out, torch.Tensor):
-            raise InferenceError(f"network returned {type(out).__name__}, not a tensor")
-        if out.ndim != x.ndim or out.shape[0] != x.shape[0] or out.shape[2:] != x.shape[2:]:
-            raise InferenceError(f"network mapped input {tuple(x.shape)} to {tuple(out.shape)}; "
-                                 "it must keep the batch and spatial sizes")
-        self.units += 1
-        return out.to("cpu").to(torch.float32, memory_format=torch.contiguous_format)  # one copy, not two
-
-
-def _pass_3d(run: _Runner, x: np.ndarray, window: tuple[int, ...], overlap: float, tag: str) -> np.ndarray:
-    """Logits ``(K, *shape)`` of one 3D pass, whole-volume or Gaussian-blended windows."""
-    shape = x.shape[1:]
-    slices = plan_windows(shape, window, overlap)
-    xt = torch.from_numpy(x)[None]
-    if len(slices) == 1:
-        out = run.forward(xt)[0]
-        run.step(f"{tag}whole volume")
-        return out.numpy()
-    imp = _gaussian(window)
-    acc: torch.Tensor | None = None
-    weight = torch.zeros(shape, dtype=torch.float32)
-    for i, sl in enumerate(slices):
-        out = run.forward(xt[(slice(None), slice(None)) + sl].contiguous())[0]
-        if acc is None:
-            acc = torch.zeros((out.shape[0],) + tuple(shape), dtype=torch.float32)
-        acc[(slice(None),) + sl] += out * imp
-        weight[sl] += imp
-        run.step(f"{tag}window {i + 1}/{len(slices)}")
-    assert acc is not None
-    return (acc / weight).numpy()
-
-
-def _pass_2d(run: _Runner, x: np.ndarray, axis: int, tag: str) -> np.ndarray:
-    """Logits ``(K, *shape)`` of slice-wise prediction along model axis ``axis``."""
-    moved = np.moveaxis(x, axis + 1, 0)  # (n, C, h, w)
-    n = moved.shape[0]
-    outs = []
-    for _b, start in enumerate(range(0, n, SLICE_BATCH)):
-        batch = torch.from_numpy(np.ascontiguousarray(moved[start:start + SLICE_BATCH]))
-        outs.append(run.forward(batch).numpy())
-        run.step(f"{tag}slices {start + 1}-{min(start + SLICE_BATCH, n)}/{n}")
-    logits = np.concatenate(outs, axis=0)  # (n, K, h, w)
-    return np.moveaxis(logits, 0, axis + 1)
-
-
-def _pass_volume(run: _Runner, x: np.ndarray, member: int, members: int, tag: str,
-                 place: dict[str, tuple[int, ...]] | None = None) -> np.ndarray:
-    """Logits of a network that tiles itself (``predict_volume``); ``place`` gives ``origin`` and
-    ``image_shape`` (where ``x`` lies in the whole image) to networks that accept them."""
-
-    def relay(done: int, total: int, message: str = "") -> None:
-        run.total = members * total
-        run.done = member * total + done
-        report(run.on_progress, run.done, run.total, f"{tag}{message}")
-
-    xt = torch.from_numpy(x)[None].to(run.device)
-    with run_context(run.device, run.precision):
-        out = run.network.predict_volume(xt, on_progress=relay, cancel=run.cancel, **(place or {}))
-    if isinstance(out, (list, tuple)):
-        out = out[0]
-    if out.shape[2:] != xt.shape[2:]:
-        raise InferenceError(f"predict_volume mapped {tuple(xt.shape)} to {tuple(out.shape)}")
-    run.units += 1
-    return out[0].float().cpu().numpy()
-
-
-def _activate(logits: np.ndarray, output: str) -> np.ndarray:
-    t = torch.from_numpy(logits)
-    return (torch.softmax(t, dim=0) if output == "labels" else torch.sigmoid(t)).numpy()
-
-
 def _flip_sets(dims: int, axis: int, self_tiling: bool) -> list[tuple[int, ...]]:
     """Every combination of flipped axes (a 2D model's slice axis ``axis`` is never flipped)."""
     axes = [0, 1, 2] if dims == 3 or self_tiling else [a for a in (0, 1, 2) if a != axis]
@@ -258,7 +141,7 @@ def _tile_place(net: Any, origin: tuple[int, ...], image_shape: tuple[int, ...],
     return {"origin": o, "image_shape": tuple(image_shape)}
 
 
-def _one_pass(run: _Runner, x: np.ndarray, spec: ModelSpec, flip: tuple[int, ...], member: int, members: int,
+def _one_pass(run: Runner, x: np.ndarray, spec: ModelSpec, flip: tuple[int, ...], member: int, members: int,
               window: tuple[int, ...], overlap: float, origin: tuple[int, ...], image_shape: tuple[int, ...]
               ) -> np.ndarray:
     """Probabilities ``(K, *shape)`` of one TTA member: ``x`` flipped on ``flip``, run, flipped back."""
@@ -267,19 +150,19 @@ def _one_pass(run: _Runner, x: np.ndarray, spec: ModelSpec, flip: tuple[int, ...
     xf = np.ascontiguousarray(np.flip(x, axis=axes)) if flip else x
     if hasattr(run.network, "predict_volume"):
         place = _tile_place(run.network, origin, image_shape, tuple(x.shape[1:]), flip)
-        logits = _pass_volume(run, xf, member, members, tag, place)
+        logits = pass_volume(run, xf, member, members, tag, place)
     elif spec.dims == 3:
-        logits = _pass_3d(run, xf, window, overlap, tag)
+        logits = pass_3d(run, xf, window, overlap, tag)
     else:
-        logits = _pass_2d(run, xf, slice_axis(spec.orientation), tag)
+        logits = pass_2d(run, xf, slice_axis(spec.orientation), tag)
     expected = len(spec.classes if spec.output == "labels" else spec.regions)
     if logits.shape[0] != expected:
         raise InferenceError(f"model {spec.name} produced {logits.shape[0]} channels; its spec names {expected}")
-    prob = _activate(logits, spec.output)
+    prob = activate(logits, spec.output)
     return np.ascontiguousarray(np.flip(prob, axis=axes)) if flip else prob
 
 
-def _units_per_pass(run: _Runner, shape: Sequence[int], spec: ModelSpec, window: tuple[int, ...],
+def _units_per_pass(run: Runner, shape: Sequence[int], spec: ModelSpec, window: tuple[int, ...],
                     overlap: float) -> int:
     if hasattr(run.network, "predict_volume"):
         return 1
@@ -288,7 +171,7 @@ def _units_per_pass(run: _Runner, shape: Sequence[int], spec: ModelSpec, window:
     return math.ceil(shape[slice_axis(spec.orientation)] / SLICE_BATCH)
 
 
-def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple[int, ...]],
+def _run_members(run: Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple[int, ...]],
                  window: tuple[int, ...], overlap: float, want_regions: bool, keep_hierarchy: bool,
                  origin: tuple[int, ...], image_shape: tuple[int, ...]
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -311,7 +194,7 @@ def _run_members(run: _Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple
 
 
 def _shrink(window: tuple[int, ...], k: int) -> tuple[int, ...] | None:
-    new = tuple(max(_round_up(max(w // 2, 1), k), _round_up(MIN_WINDOW, k)) if w > MIN_WINDOW else w
+    new = tuple(max(round_up(max(w // 2, 1), k), round_up(MIN_WINDOW, k)) if w > MIN_WINDOW else w
                 for w in window)
     return new if new != window else None
 
@@ -393,7 +276,7 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
     while True:
         try:
             with _on_device(network, device, prec):
-                run = _Runner(network, device, prec, on_progress, cancel)
+                run = Runner(network, device, prec, on_progress, cancel)
                 mean, s1, s2 = _run_members(run, x, spec, flips, window, overlap, want_regions, keep_hierarchy,
                                             origin, image_shape)
             break

@@ -360,12 +360,22 @@ def model_grid(case_shape: Sequence[int], case_spacing: Sequence[float], spec: A
 
 
 def brain_mask(case: Any, channels: Sequence[str]) -> np.ndarray:
-    """Brain of ``case`` on its grid: where any of ``channels`` is non-zero (the BraTS convention)."""
+    """Brain of ``case`` on its grid: where any of ``channels`` is non-zero (the BraTS convention).
+
+    Raises
+    ------
+    KeyError
+        Naming the channels the case lacks (as :meth:`~.case.Case.stack` does).
+    """
     from .case import canonical_modality
 
+    names = [canonical_modality(m) for m in channels]
+    missing = [m for m in names if m not in case.images]
+    if missing:
+        raise KeyError(f"case {case.case_id} has no {', '.join(missing)} (has {', '.join(case.images)})")
     mask = np.zeros(case.shape, bool)
-    for m in channels:
-        mask |= case.images[canonical_modality(m)] != 0
+    for m in names:
+        mask |= case.images[m] != 0
     return mask
 
 
