@@ -1,11 +1,14 @@
 """Training data: cases in any layout, validated case by case, resampled, cropped and patch-sampled.
 
-A :class:`Sample` is one case ready for training: normalised images ``(C, a0, a1, a2)`` and internal
-class labels ``(a0, a1, a2)`` in the model's voxel order (``ModelSpec.orientation``), cropped to the
-brain and optionally downsampled by an integer factor (block mean for images, majority of the
-one-hot classes for labels, which is what trilinear resampling by 0.5 does). Broken cases (a missing
-sequence, a label map on another grid, unreadable files, no ground truth) are reported one by one as
-:class:`Problem` and skipped, never silently.
+A :class:`Sample` is one case ready for training, made by :func:`~.placement.prepare` exactly as
+:func:`~.inference.predict` prepares a case (resampled to the model's spacing, normalised, cropped to
+the brain and its tumour, in the model's voxel order; not padded): normalised images
+``(C, a0, a1, a2)``, internal class labels ``(a0, a1, a2)`` on the same grid (the label with the
+largest trilinear share where the grid is resampled), the :class:`~.placement.Placement` that maps
+predictions back to the case's grid, and the ground truth there (for validation on the case's own
+grid, as users' predictions are scored). Broken cases (a missing sequence, a label map on another
+grid, unreadable files, no ground truth) are reported one by one as :class:`Problem` and skipped,
+never silently.
 
 Patches are drawn around tumour and brain voxels (:func:`sample_patch`) and augmented with MONAI
 transforms (flips, intensity scale and shift, a small affine) built by :func:`augmentation`.
@@ -14,7 +17,7 @@ transforms (flips, intensity scale and shift, a small affine) built by :func:`au
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ import numpy as np
 
 from . import preprocess as pp
 from .errors import CaseError
+from .models.spec import ModelSpec
+from .placement import BRAIN_MARGIN, Placement, brain_mask, prepare
 from .progress import CancelToken, ProgressCallback, check, report
 
 #: Internal class count (bg, NCR, ED, ET).
@@ -40,11 +45,13 @@ class Sample:
         Normalised float32 ``(C, a0, a1, a2)`` in model axes, at the training resolution.
     label
         Internal classes uint8 ``(a0, a1, a2)`` at the training resolution.
-    label_full
-        Internal classes at the file resolution, cropped like ``image`` (for honest validation at
-        full resolution); None unless asked for.
-    full_shape
-        Spatial shape of the brain crop at file resolution (model axes).
+    placement
+        How ``image``'s grid lies on the case's grid (:func:`~.placement.prepare`).
+    truth
+        The ground truth on the case's grid, cut to ``truth_box`` (the tumour's bounding box; outside
+        it every voxel is background); None unless asked for.
+    truth_box
+        Where ``truth`` lies in the case's ``(z, y, x)`` grid.
     source
         The case folder or file.
     """
@@ -52,8 +59,9 @@ class Sample:
     case_id: str
     image: np.ndarray
     label: np.ndarray
-    label_full: np.ndarray | None = field(default=None, repr=False)
-    full_shape: tuple[int, ...] = ()
+    placement: Placement | None = field(default=None, repr=False)
+    truth: np.ndarray | None = field(default=None, repr=False)
+    truth_box: tuple[slice, ...] = ()
     source: str = ""
 
 
@@ -92,46 +100,55 @@ def downsample_labels(lab: np.ndarray, factor: int, n_classes: int = N_CLASSES +
     return np.argmax(frac, axis=0).astype(np.uint8)
 
 
-def prepare_case(case: Any, *, channels: Sequence[str], orientation: str, normalization: dict,
-                 factor: int = 1, margin: int = 4, keep_full_labels: bool = False) -> Sample:
-    """Turn a read :class:`~.case.Case` (with ground truth) into a :class:`Sample`.
+def prepare_case(case: Any, spec: ModelSpec, *, margin: int = BRAIN_MARGIN, keep_truth: bool = False) -> Sample:
+    """Turn a read :class:`~.case.Case` (with ground truth) into a :class:`Sample` for ``spec``.
+
+    The box holds the brain and the tumour plus ``margin`` voxels; ``keep_truth`` keeps the ground
+    truth on the case's grid for validation.
 
     Raises
     ------
     CaseError
-        When the case has no ground truth or lacks a channel.
+        When the case has no ground truth, lacks a channel or holds only zeros.
     """
-    if case.ground_truth is None:
+    gt = case.ground_truth
+    if gt is None:
         raise CaseError("no ground-truth label map (training needs <id>_seg)", case.sources.get("t1"))
     try:
-        stack = case.stack(tuple(channels))
+        if not brain_mask(case, spec.channels).any():
+            raise CaseError(f"case {case.case_id}: every voxel is zero")
+        image, placement = prepare(case, spec, margin=margin, include=gt > 0, pad=False)
     except KeyError as exc:
         raise CaseError(str(exc.args[0])) from None
-    mask = pp.brain_mask(stack)
-    if not mask.any():
-        raise CaseError(f"case {case.case_id}: every voxel is zero")
-    img = pp.normalize(stack, normalization, mask)
-    box = pp.bounding_box(mask | (case.ground_truth > 0), margin=margin)
-    img = pp.to_model_axes(pp.crop(img, box), orientation)
-    lab = pp.to_model_axes(pp.crop(case.ground_truth, box), orientation).astype(np.uint8)
-    full_shape = tuple(lab.shape)
-    return Sample(case.case_id, downsample_image(img, factor), downsample_labels(lab, factor),
-                  lab if keep_full_labels else None, full_shape,
-                  str(case.sources.get("t1", case.case_id)))
+    label = placement.forward(gt, labels=True).astype(np.uint8)
+    box = pp.bounding_box(gt > 0) if gt.any() else (slice(0, 0),) * 3
+    truth = np.ascontiguousarray(gt[box], dtype=np.uint8) if keep_truth else None
+    return Sample(case.case_id, image, label, placement, truth, box, str(case.sources.get("t1", case.case_id)))
 
 
-def load_samples(sources: Iterable[str | Path], *, channels: Sequence[str] = ("t1", "t1ce", "t2", "flair"),
-                 orientation: str = "LPS", normalization: dict | None = None, factor: int = 1,
-                 keep_full_labels: bool = False, on_progress: ProgressCallback | None = None,
-                 cancel: CancelToken | None = None) -> tuple[list[Sample], list[Problem]]:
+def _data_spec(channels: Sequence[str], orientation: str, normalization: dict) -> ModelSpec:
+    """A spec that only says how to prepare training data (the spacing is set per case)."""
+    return ModelSpec(name="training data", family="unet3d", channels=tuple(channels), orientation=orientation,
+                     normalization=dict(normalization))
+
+
+def load_samples(sources: Iterable[str | Path], *, spec: ModelSpec | None = None,
+                 channels: Sequence[str] = ("t1", "t1ce", "t2", "flair"), orientation: str = "LPS",
+                 normalization: dict | None = None, factor: int = 1, keep_truth: bool = False,
+                 on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None
+                 ) -> tuple[list[Sample], list[Problem]]:
     """Read and prepare every case under ``sources``; report broken ones instead of failing.
 
     Parameters
     ----------
     sources
         Case folders, folders of cases, MSD files (anything :func:`~.io.find_cases` expands).
-    factor
-        Integer downsampling factor (2: 1 mm files are trained at 2 mm).
+    spec
+        The model the samples are for (channels, voxel order, normalisation, spacing). Without it,
+        ``channels``, ``orientation`` and ``normalization`` say how, and every case is kept at its own
+        spacing times the integer ``factor`` (2: 1 mm files are trained at 2 mm).
+    keep_truth
+        Keep each case's ground truth on its grid (:attr:`Sample.truth`, for validation).
 
     Returns
     -------
@@ -139,8 +156,9 @@ def load_samples(sources: Iterable[str | Path], *, channels: Sequence[str] = ("t
         The usable cases, and one :class:`Problem` per case that was skipped.
     """
     from .io import find_cases, read_case
+    from .resample import model_spacing
 
-    norm = normalization or {"kind": "zscore_brain"}
+    base = spec or _data_spec(channels, orientation, normalization or {"kind": "zscore_brain"})
     problems: list[Problem] = []
     paths: list[Path] = []
     for src in sources:
@@ -154,9 +172,9 @@ def load_samples(sources: Iterable[str | Path], *, channels: Sequence[str] = ("t
         report(on_progress, i, len(paths), f"reading {Path(path).name}")
         try:
             case = read_case(path)
-            samples.append(prepare_case(case, channels=channels, orientation=orientation,
-                                        normalization=norm, factor=factor,
-                                        keep_full_labels=keep_full_labels))
+            case_spec = base if spec is not None else replace(
+                base, spacing=tuple(factor * s for s in model_spacing(case.spacing, base.orientation)))
+            samples.append(prepare_case(case, case_spec, keep_truth=keep_truth))
         except CaseError as exc:
             problems.append(Problem(str(path), str(exc)))
     report(on_progress, len(paths), len(paths), "cases read")

@@ -29,8 +29,8 @@ For one region (WT, TC or ET) of a prediction ``P`` and a ground truth ``G``:
    countable lesion and no false positive) Dice is 1 and HD95 0, as in the reference.
 
 Differences from the reference code, on purpose: HD95 is this project's MONAI-equivalent surface
-HD95 (:func:`.metrics.hausdorff95`) instead of DeepMind's area-weighted ``surface_distance``, and the
-penalty is :data:`.metrics.HD95_MAX_MM` (373.13 mm, the project's empty-mask value) where the reference
+HD95 (:func:`.surface.hausdorff95`) instead of DeepMind's area-weighted ``surface_distance``, and the
+penalty is :data:`.surface.HD95_MAX_MM` (373.13 mm, the project's empty-mask value) where the reference
 writes 374; pass ``hd95_penalty=374`` to reproduce it.
 """
 
@@ -42,7 +42,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import CaseError
-from .metrics import HD95_MAX_MM, _check_spacing, hausdorff95
+from .surface import HD95_MAX_MM, check_spacing, hausdorff95
 
 #: 26-connectivity for connected components.
 CONNECTIVITY_26 = np.ones((3, 3, 3), dtype=bool)
@@ -109,7 +109,7 @@ def lesionwise_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float
     p, g = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     if p.shape != g.shape or p.ndim != 3:
         raise CaseError(f"lesion-wise masks must be 3D and of one shape, got {p.shape} and {g.shape}")
-    sp = _check_spacing(spacing, 3)
+    sp = check_spacing(spacing, 3)
     voxel_mm3 = float(np.prod(sp))
     dilation = max(int(dilation), 0)
 

@@ -45,87 +45,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from . import labels as lab
 from .errors import CaseError, LabelSchemeError
 
-#: HD95 (mm) given when exactly one of the two masks is empty: the 240x240x155 mm volume's diagonal.
-HD95_MAX_MM = 373.13
+# the surface-distance primitives live in .surface (shared with .lesionwise); re-exported here
+from .surface import HD95_MAX_MM, bounding_box, check_spacing, hausdorff95, surface, surface_distances
+
 #: The keys of every per-region / per-label result, in table order.
 METRIC_KEYS = ("dice", "hd95", "sensitivity", "specificity", "jaccard", "volume_pred_ml", "volume_gt_ml")
 #: Per-label entries of :func:`compute_metrics`: short name -> internal class.
 LABEL_CLASSES: dict[str, int] = {"NCR": lab.NECROTIC, "ED": lab.EDEMA, "ET": lab.ENHANCING}
 _N_CLASSES = 5  # internal classes 0..4
-
-
-def _check_spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
-    sp = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, dtype=float), (ndim,)))
-    if not all(np.isfinite(s) and s > 0 for s in sp):
-        raise CaseError(f"voxel spacing must be positive and finite, got {sp}")
-    return sp
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
-    """Slices of the smallest box holding every True voxel, grown by ``margin`` and clipped to the image.
-
-    Returns None for an empty mask.
-    """
-    m = np.asarray(mask, dtype=bool)
-    box = []
-    for axis in range(m.ndim):
-        other = tuple(a for a in range(m.ndim) if a != axis)
-        hit = np.flatnonzero(np.any(m, axis=other))
-        if hit.size == 0:
-            return None
-        box.append(slice(max(int(hit[0]) - margin, 0), min(int(hit[-1]) + margin + 1, m.shape[axis])))
-    return tuple(box)
-
-
-def surface(mask: np.ndarray) -> np.ndarray:
-    """The surface voxels of a boolean mask: voxels with a 6-neighbour outside it (or on the border)."""
-    m = np.asarray(mask, dtype=bool)
-    return m ^ ndimage.binary_erosion(m)
-
-
-def surface_distances(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """Directed surface distances (mm) between two non-empty boolean masks.
-
-    Returns
-    -------
-    pred_to_gt, gt_to_pred
-        For every surface voxel of ``pred`` the distance to the nearest surface voxel of ``gt``, and
-        the reverse. Both are empty arrays when either mask is empty.
-    """
-    p, g = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
-    if p.shape != g.shape:
-        raise CaseError(f"masks differ in shape: {p.shape} and {g.shape}")
-    sp = _check_spacing(spacing, p.ndim)
-    box = bounding_box(p | g, margin=1)
-    if box is None or not p.any() or not g.any():
-        return np.zeros(0), np.zeros(0)
-    p, g = p[box], g[box]
-    sp_, sg = surface(p), surface(g)
-    to_gt = ndimage.distance_transform_edt(~sg, sampling=sp)
-    to_pred = ndimage.distance_transform_edt(~sp_, sampling=sp)
-    return to_gt[sp_], to_pred[sg]
-
-
-def hausdorff95(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], percentile: float = 95.0) -> float:
-    """Symmetric percentile Hausdorff distance (mm) with the BraTS empty-mask policy.
-
-    The larger of the two directed ``percentile``-th percentiles of :func:`surface_distances`; 0 when
-    both masks are empty, :data:`HD95_MAX_MM` when exactly one is.
-    """
-    p, g = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
-    has_p, has_g = bool(p.any()), bool(g.any())
-    if not has_p and not has_g:
-        return 0.0
-    if has_p != has_g:
-        return HD95_MAX_MM
-    a, b = surface_distances(p, g, spacing)
-    return float(max(np.percentile(a, percentile), np.percentile(b, percentile)))
 
 
 def scores_from_counts(tp: int, fp: int, fn: int, tn: int) -> dict[str, float]:
@@ -155,7 +86,7 @@ def binary_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -
     p, g = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     if p.shape != g.shape:
         raise CaseError(f"masks differ in shape: {p.shape} and {g.shape}")
-    sp = _check_spacing(spacing, p.ndim)
+    sp = check_spacing(spacing, p.ndim)
     tp = int(np.count_nonzero(p & g))
     n_p, n_g = int(np.count_nonzero(p)), int(np.count_nonzero(g))
     return _assemble(tp, n_p - tp, n_g - tp, p.size - n_p - n_g + tp, hausdorff95(p, g, sp), sp)
@@ -238,7 +169,7 @@ def compute_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], 
     p, g = _as_internal(pred, "prediction"), _as_internal(gt, "ground-truth")
     if p.shape != g.shape:
         raise CaseError(f"prediction shape {p.shape} differs from ground-truth shape {g.shape}")
-    sp = _check_spacing(spacing, 3)
+    sp = check_spacing(spacing, 3)
     cm = confusion_matrix(p, g)
     # Every distance needs only the tumour's bounding box (+1 voxel so erosion sees the outside).
     box = bounding_box((p > 0) | (g > 0), margin=1)
@@ -268,3 +199,7 @@ def compute_metrics(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], 
             for r in lab.REGIONS
         }
     return out
+
+
+__all__ = ["HD95_MAX_MM", "LABEL_CLASSES", "METRIC_KEYS", "binary_metrics", "bounding_box", "check_spacing",
+           "compute_metrics", "confusion_matrix", "hausdorff95", "scores_from_counts", "surface", "surface_distances"]

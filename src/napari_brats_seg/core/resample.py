@@ -1,25 +1,22 @@
-"""Run a model at the voxel spacing it was trained at: resample a case, predict, map back.
+"""Resampling between voxel spacings: the spacing test, array resizing, and a resampled case.
 
 Models trained at reduced resolution (e.g. the shipped defaults, trained at 2 mm on 1 mm BraTS
-data) record ``ModelSpec.spacing`` in model-axis order. :func:`~.inference.predict` then uses
-:func:`predict_resampled`: the case's images are resampled to that spacing (trilinear,
-``align_corners=False``; for a factor of 2 that is the 2x2x2 block mean the training data went
-through), the network runs there, the region probabilities are upsampled back to the case's grid
-(trilinear) and decoded with the region hierarchy (WT, TC, ET at probability > 0.5). A model whose
-spacing is within 25 % of the case's runs directly.
+data) record ``ModelSpec.spacing`` in model-axis order. :func:`~.placement.prepare` then adds a
+:class:`~.placement.Resample` step: the case's images are resampled to that spacing (trilinear,
+``align_corners=False``; for a factor of 2 that is the 2x2x2 block mean), the network runs there,
+and its probabilities come back to the case's grid (trilinear) before they are decoded, once. A
+model whose spacing is within 25 % of the case's runs directly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
 from . import preprocess as pp
 from .case import Case
 from .geometry import Geometry
-from .postprocess import check_options, clean_labels, merge_regions
 
 #: Relative spacing difference under which no resampling is done.
 TOLERANCE = 0.25
@@ -34,17 +31,41 @@ def internal_spacing(spec_spacing: Sequence[float], orientation: str = "LPS") ->
     return tuple(out)  # type: ignore[return-value]
 
 
+def model_spacing(spacing: Sequence[float], orientation: str = "LPS") -> tuple[float, float, float]:
+    """Internal ``(z, y, x)`` spacing in a model's axis order (inverse of :func:`internal_spacing`)."""
+    perm, _ = pp._axes_plan(orientation)
+    return tuple(float(spacing[p]) for p in perm)  # type: ignore[return-value]
+
+
 def needs_resampling(case_spacing: Sequence[float], target: Sequence[float]) -> bool:
     """True when any axis differs by more than :data:`TOLERANCE` (relative)."""
     return any(abs(a - b) > TOLERANCE * b for a, b in zip(case_spacing, target))
 
 
-def _resize(arr: np.ndarray, shape: Sequence[int], mode: str = "trilinear") -> np.ndarray:
+def resize(arr: np.ndarray, shape: Sequence[int], mode: str = "trilinear") -> np.ndarray:
+    """The last three axes of ``arr`` resized to ``shape`` (torch ``interpolate``; float32).
+
+    ``"trilinear"`` uses ``align_corners=False`` (voxel centres, the same field of view);
+    ``"nearest-exact"`` is its nearest-neighbour counterpart.
+    """
     import torch
     import torch.nn.functional as F
 
-    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=tuple(int(s) for s in shape), mode=mode, align_corners=False)[0, 0].numpy()
+    lead, size = arr.shape[:-3], tuple(int(s) for s in shape)
+    t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32).reshape((1, -1) + arr.shape[-3:]))
+    corners = False if mode == "trilinear" else None
+    out = F.interpolate(t, size=size, mode=mode, align_corners=corners)[0].numpy()
+    return out.reshape(tuple(lead) + size)
+
+
+def majority_resize(lab: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """A label map resized by the largest trilinear share of each value (ties: the higher value)."""
+    values = np.unique(lab)
+    if len(values) == 1:
+        return np.full(tuple(int(s) for s in shape), values[0], lab.dtype)
+    share = resize(np.stack([lab == v for v in values]).astype(np.float32), shape)
+    share += np.arange(len(values), dtype=np.float32)[:, None, None, None] * 1e-4
+    return values[np.argmax(share, axis=0)].astype(lab.dtype)
 
 
 def resample_case(case: Case, spacing: Sequence[float]) -> Case:
@@ -56,7 +77,7 @@ def resample_case(case: Case, spacing: Sequence[float]) -> Case:
     old = np.asarray(case.shape)
     ratio = np.asarray(case.spacing, float) / np.asarray(spacing, float)
     new = np.maximum(np.round(old * ratio).astype(int), 1)
-    images = {m: _resize(a, new) for m, a in case.images.items()}
+    images = {m: resize(a, new) for m, a in case.images.items()}
     scale = old / new  # old voxels per new voxel, per internal axis
     m = np.eye(4)
     m[:3, :3] = np.diag(scale)
@@ -68,30 +89,3 @@ def resample_case(case: Case, spacing: Sequence[float]) -> Case:
     hdr.set_data_shape(tuple(int(s) for s in new[::-1]))
     geo = Geometry(tuple(int(s) for s in new[::-1]), file_affine, hdr)
     return Case(case.case_id, images, geo, case.layout)
-
-
-def predict_resampled(case: Case, model: Any, target: Sequence[float], native: Callable[..., Any], *,
-                      probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
-                      **kwargs: Any) -> Any:
-    """Run ``native`` (``inference``'s on-grid predictor) at internal ``target`` spacing; map back.
-
-    Called by :func:`~.inference.predict` when the model's spacing differs from the case's. The
-    region probabilities come back to ``case``'s grid (trilinear) and are decoded there with the
-    region hierarchy; post-processing runs on those full-resolution labels. The returned
-    ``Segmentation`` has ``info["resampled"]`` (the spacing and shape it ran at); its probabilities
-    (when asked) and uncertainty are upsampled too.
-    """
-    opts = check_options(postprocess)
-    small = resample_case(case, target)
-    seg = native(small, model, probabilities=True, postprocess=None, **kwargs)
-    probs = {r: _resize(p, case.shape) for r, p in (seg.probabilities or {}).items()}
-    if {"WT", "TC", "ET"} <= set(probs):
-        labels = merge_regions({r: probs[r] > 0.5 for r in ("WT", "TC", "ET")}, opts["keep_hierarchy"])
-    else:  # no region probabilities: nearest-neighbour labels
-        labels = np.rint(_resize(seg.labels.astype(np.float32), case.shape, "nearest")).astype(np.uint8)
-    seg.labels = clean_labels(labels, opts)
-    seg.probabilities = probs if probabilities else None
-    if seg.uncertainty is not None:
-        seg.uncertainty = _resize(seg.uncertainty, case.shape)
-    seg.info["resampled"] = {"spacing_zyx": list(target), "shape_zyx": list(small.shape)}
-    return seg

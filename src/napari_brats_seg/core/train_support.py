@@ -1,5 +1,6 @@
 """Pieces of the training loop: default specs, building and saving models, resume state, splits,
-validation at full resolution, the CSV log and its plot, and the adversarial term."""
+validation (predicted as ``predict`` does, scored on the case's grid), the CSV log and its plot, and
+the adversarial term."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 
 from . import data as ds
 from .errors import BratsSegError, ModelError
-from .labels import region_masks, regions_to_labels
+from .labels import region_masks
 from .models.spec import ModelSpec
 from .progress import CancelToken, check
 
@@ -160,48 +161,51 @@ def dice(pred: np.ndarray, gt: np.ndarray) -> float:
     return 2.0 * int(np.logical_and(pred, gt).sum()) / (a + b)
 
 
-@torch.no_grad()
-def predict_sample(network: torch.nn.Module, spec: ModelSpec, image: np.ndarray,
-                   patch: Sequence[int]) -> torch.Tensor:
-    """Probabilities ``(K, ...)`` of one prepared image at the training resolution."""
-    network.eval()
-    x = torch.from_numpy(image)[None]
-    act = torch.sigmoid if spec.output == "regions" else (lambda t: torch.softmax(t, 1))
-    if spec.dims == 3:
-        from monai.inferers import sliding_window_inference
+def predict_sample(network: torch.nn.Module, spec: ModelSpec, sample: ds.Sample, device: torch.device,
+                   cancel: CancelToken | None = None) -> np.ndarray:
+    """Labels of a prepared case on its own grid, the way :func:`~.inference.predict` makes them
+    (padding, windows, overlap, restore, one decode; fp32, no TTA, no clean-up)."""
+    from .inference import run_network, to_case_grid
+    from .placement import pad_input
 
-        logits = sliding_window_inference(x, tuple(patch), 2, network, overlap=0.25, mode="gaussian")
-        return act(logits.float())[0]
-    outs = []
-    for k in range(x.shape[-1]):  # axial slices (last LPS model axis is S)
-        outs.append(act(network(x[..., k]).float())[0])
-    return torch.stack(outs, dim=-1)
+    if sample.placement is None:
+        raise BratsSegError(f"sample {sample.case_id} has no placement (made by data.prepare_case)")
+    x, placement = pad_input(sample.image, sample.placement, spec, self_tiling=hasattr(network, "predict_volume"))
+    out = run_network(network, spec, x, placement, device=device, precision="fp32", cancel=cancel,
+                      what=f"validation case {sample.case_id}")
+    return to_case_grid(out, placement, spec)[0]
+
+
+def case_dice(labels: np.ndarray, sample: ds.Sample) -> dict[str, float]:
+    """Dice per region of case-grid ``labels`` against the sample's ground truth (background outside
+    its ``truth_box``)."""
+    if sample.truth is None:
+        raise BratsSegError(f"sample {sample.case_id} kept no ground truth (load_samples(keep_truth=True))")
+    pred, truth = region_masks(labels), region_masks(sample.truth)
+    out = {}
+    for r in ("WT", "TC", "ET"):
+        a, b = int(pred[r].sum()), int(truth[r].sum())
+        both = int(np.logical_and(pred[r][sample.truth_box], truth[r]).sum())
+        out[r] = round(1.0 if a + b == 0 else 2.0 * both / (a + b), 4)
+    return out
 
 
 def validate(network: torch.nn.Module, spec: ModelSpec, samples: Sequence[ds.Sample],
              config: TrainConfig, cancel: CancelToken | None = None) -> dict:
-    """Dice per region on each validation case at the files' resolution (probabilities upsampled).
+    """Dice per region on each validation case, predicted as :func:`~.inference.predict` does and
+    scored on the case's own grid.
 
     Returns ``{"cases": {id: {region: dice}}, "mean": {region: dice}}``.
     """
     was_training = network.training
+    network.eval()
     per: dict[str, dict[str, float]] = {}
-    for s in samples:
-        check(cancel)
-        prob = predict_sample(network, spec, s.image, config.patch)
-        if config.factor > 1:
-            prob = F.interpolate(prob[None], scale_factor=config.factor, mode="trilinear",
-                                 align_corners=False)[0]
-        prob = prob[(slice(None), *(slice(0, n) for n in s.full_shape))].numpy()
-        if spec.output == "regions":
-            masks = {r: prob[i] > 0.5 for i, r in enumerate(spec.regions)}
-            lab = regions_to_labels(masks["WT"], masks["TC"], masks["ET"])
-        else:
-            lab = np.asarray(spec.classes, np.int64)[np.argmax(prob, axis=0)].clip(0).astype(np.uint8)
-        gt = s.label_full if s.label_full is not None else s.label
-        pm, gm = region_masks(lab), region_masks(gt)
-        per[s.case_id] = {r: round(dice(pm[r], gm[r]), 4) for r in ("WT", "TC", "ET")}
-    network.train(was_training)
+    try:
+        for s in samples:
+            check(cancel)
+            per[s.case_id] = case_dice(predict_sample(network, spec, s, torch.device(config.device), cancel), s)
+    finally:
+        network.train(was_training)
     mean = {r: float(np.mean([c[r] for c in per.values()])) for r in ("WT", "TC", "ET")}
     return {"cases": per, "mean": mean}
 

@@ -274,10 +274,12 @@ def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback
                  cancel: CancelToken | None = None, precision: str = "fp32") -> np.ndarray:
     """Segment a :class:`~napari_brats_seg.core.case.Case` as CaPTk's DeepMedic does.
 
-    Channels by name, brain mask (any channel non-zero), the model's normalisation, crop to the
-    brain's bounding box, the model's voxel order, :meth:`DeepMedic.predict_volume` with the crop's
-    place in the whole image (so the tiles fall where the original puts them), argmax over the
-    classes it may choose, background outside the brain.
+    The same path as :func:`~napari_brats_seg.core.inference.predict` (:func:`.placement.prepare`,
+    :func:`~napari_brats_seg.core.inference.run_network`, :meth:`.placement.Placement.restore`,
+    one decode) with the original's choices: the crop is the brain's bounding box without a margin,
+    :meth:`DeepMedic.predict_volume` learns the crop's place in the whole image (so the tiles fall
+    where the original puts them), argmax over the classes it may choose, background outside the
+    brain.
 
     Parameters
     ----------
@@ -295,31 +297,20 @@ def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback
     numpy.ndarray
         Internal classes (uint8, the case's ``(z, y, x)`` grid).
     """
-    from .. import preprocess as pp
+    from ..inference import decode, run_network
     from ..memory import keep_freed_memory
+    from ..placement import brain_mask, prepare
 
     keep_freed_memory()  # as predict() does
     spec, net = model.spec, model.network
-    images = case.stack(spec.channels)
-    mask = pp.brain_mask(images)
-    normed = pp.normalize(images, spec.normalization, mask)
-    box = pp.bounding_box(mask)
-    in_box = np.zeros(mask.shape, bool)
-    in_box[box] = True
-    origin = [s.start for s in pp.bounding_box(pp.to_model_axes(in_box, spec.orientation))]
-    x = pp.to_model_axes(pp.crop(normed, box), spec.orientation)
-    image_shape = pp.to_model_axes(in_box, spec.orientation).shape
+    x, placement = prepare(case, spec, crop=True, margin=0, self_tiling=True)
     previous = net.precision
     net.precision = precision
     try:
-        logits = net.predict_volume(torch.from_numpy(x)[None], on_progress, cancel, origin=origin,
-                                    image_shape=image_shape)[0]
+        out = run_network(net, spec, x, placement, device=next(net.parameters()).device, precision=precision,
+                          on_progress=on_progress, cancel=cancel, what=f"case {case.case_id}")
     finally:
         net.precision = previous
-    choosable = torch.tensor([c >= 0 for c in spec.classes])
-    logits[~choosable] = -torch.inf
-    channel = np.argmax(logits.numpy(), axis=0)  # (numpy's is ~5x faster than torch's over dim 0)
-    lut = np.array([max(c, 0) for c in spec.classes], np.uint8)
-    labels = pp.uncrop(pp.from_model_axes(lut[channel], spec.orientation), box, mask.shape, 0)
-    labels[~mask] = 0
+    labels = placement.restore(decode(out.mean, spec), labels=True)
+    labels[~brain_mask(case, spec.channels)] = 0
     return labels
