@@ -82,6 +82,16 @@ def test_three_planes_show_superior_up_and_patient_right_on_the_left(make_napari
     row, col = where("sagittal")
     assert row < 0.5 and col < 0.5
 
+    # 3D: never a mirror image. LPS axes are left-handed in napari's (z, y, x) sense; seen from the
+    # feet (radiological) the marker is where the axial slice shows it.
+    viewer.dims.ndisplay = 3
+    assert str(viewer.scene.camera.handedness) == "left"
+    viewer.scene.camera.angles = (0.0, 0.0, 0.0)
+    viewer.reset_view()
+    row, col = where("axial")
+    assert row < 0.5 and col > 0.5  # still neurological here: seen from above, the right on the right
+    viewer.dims.ndisplay = 2
+
     # The main canvas rolled to a coronal reformat is upright too (napari's roll-dims button).
     widget.convention_combo.setCurrentText("Radiological")
     widget.three_planes.setChecked(False)

@@ -71,9 +71,23 @@ def displayed_plane(viewer: Any) -> str | None:
     return PLANES.get(tuple(sorted(viewer.dims.displayed)))
 
 
+#: 3D camera orientation per convention. LPS axes in napari's ``(z, y, x)`` order are left-handed
+#: in napari's sense (S x P = R), so napari's default ``("towards", "down", "right")`` would draw a
+#: mirror image. Radiological: seen from the feet (superior away), anterior up, the patient's right
+#: on the left, like the axial slices; neurological: seen from above, the patient's right on the right.
+ORIENTATION_3D = {"radiological": ("away", "down", "right"), "neurological": ("towards", "down", "left")}
+
+
 def orient_view(viewer: Any, convention: str = "radiological") -> None:
-    """Set the camera orientation of ``viewer`` for the axes it displays in 2D (3D is left alone)."""
-    if viewer.dims.ndisplay != 2 or viewer.dims.ndim != 3:
+    """Set the camera orientation of ``viewer`` for the axes it displays.
+
+    In 2D as the convention says; in 3D :data:`ORIENTATION_3D` (never a mirror image).
+    """
+    if viewer.dims.ndim != 3:
+        return
+    if viewer.dims.ndisplay == 3:
+        if tuple(viewer.dims.displayed) == (0, 1, 2):
+            camera(viewer).orientation = ORIENTATION_3D[convention]
         return
     v_axis, h_axis = viewer.dims.displayed
     camera(viewer).orientation2d = orientation_2d(v_axis, h_axis, convention)

@@ -21,7 +21,7 @@ from napari.components import ViewerModel
 from napari.layers import Image, Labels, Layer, Shapes
 from napari.qt import QtViewer
 from qtpy.QtCore import QEvent, QObject, Qt, QTimer
-from qtpy.QtWidgets import QSplitter, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QDockWidget, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from .layers import unwrap
 from .orientation import PLANE_AXES, PLANE_ORDER, OrientationFollower, patient_position, plane_position
@@ -125,10 +125,22 @@ class ThreePlaneView(QWidget):
         """The side-view layer that mirrors ``layer`` in ``plane`` (None for an unmirrored layer)."""
         return self._mirrors.get(id(unwrap(layer)), {}).get(plane)
 
-    def watch_window(self) -> None:
-        """Close the side views with the main window (call once docked into it)."""
-        self._window = self.window()
-        self._window.installEventFilter(self)
+    def watch_window(self, height_fraction: float = 0.4) -> None:
+        """Call once docked: close the side views with the main window; size the dock.
+
+        The right and left dock areas keep the window's full height (the bottom dock lies under
+        the canvas only) and the side views take ``height_fraction`` of the window's height.
+        """
+        self._window = win = self.window()
+        win.installEventFilter(self)
+        if isinstance(win, QMainWindow):
+            win.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+            win.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+            dock = self.parentWidget()
+            while dock is not None and not isinstance(dock, QDockWidget):
+                dock = dock.parentWidget()
+            if dock is not None:
+                win.resizeDocks([dock], [int(win.height() * height_fraction)], Qt.Orientation.Vertical)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         """Close the side views when the main window closes."""
@@ -227,7 +239,8 @@ class ThreePlaneView(QWidget):
         self._pending[id(layer)] = layer
         if event.type == "data":  # a new array: the mirrors take it
             for m in self._mirrors.get(id(layer), {}).values():
-                m.data = layer.data
+                if m.data is not layer.data:
+                    m.data = layer.data
         self._redraw_timer.start()
 
     def _redraw_pending(self) -> None:
@@ -320,7 +333,9 @@ class ThreePlaneView(QWidget):
 
     def _side_status(self, event: Any) -> None:
         pos = event.value
-        if len(pos) == 3:
+        over = any(m.cursor is event.source and getattr(m, "mouse_over_canvas", True)
+                   for m in self.models.values())
+        if len(pos) == 3 and over:
             self.viewer.status = f"{patient_position(pos)}"
 
     def _reset_side_views(self, _event: Any = None) -> None:

@@ -74,6 +74,7 @@ class DisplayWidget(QWidget):
         self.all_button.clicked.connect(lambda: self.apply_preset(every=True))
         napari_viewer.dims.events.point.connect(self._update_position)
         napari_viewer.dims.events.order.connect(self._update_position)
+        napari_viewer.dims.events.ndisplay.connect(self._update_position)
         napari_viewer.cursor.events.position.connect(self._update_position)
         napari_viewer.layers.events.inserted.connect(self._on_inserted)
         for layer in napari_viewer.layers:
@@ -160,7 +161,9 @@ class DisplayWidget(QWidget):
         plane = displayed_plane(self.viewer)
         slice_text = plane_position(point, plane) if plane else "3D"
         cursor = tuple(self.viewer.cursor.position)
-        cursor_text = patient_position(cursor) if len(cursor) == 3 else ""
-        self.position_label.setText(f"Slice: {slice_text}<br>Cursor: {cursor_text}<br>"
-                                    f"Linked point: {patient_position(point)}")
-        self.viewer.canvas.overlays.text.text = f"{slice_text}\ncursor {cursor_text}"
+        over = getattr(self.viewer, "mouse_over_canvas", True)
+        cursor_text = patient_position(cursor) if len(cursor) == 3 and over else "-"
+        self.position_label.setText(f"Slice: {slice_text}<br>Linked point: {patient_position(point)}<br>"
+                                    f"Mouse: {cursor_text}")
+        self.viewer.canvas.overlays.text.text = (f"{slice_text}\npoint {patient_position(point)}" if plane
+                                                 else "")

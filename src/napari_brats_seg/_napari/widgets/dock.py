@@ -81,7 +81,7 @@ class WorkflowWidget(QWidget):
             self.sections[attr] = section
         body_lay.addStretch(1)
         self.sections["load"].expand(animate=False)
-        scroll = QScrollArea()
+        self.scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(body)
@@ -98,12 +98,14 @@ class WorkflowWidget(QWidget):
         napari_viewer.dims.events.ndisplay.connect(self._sync_toggle)
 
     def open_section(self, attr: str, only: bool = False) -> None:
-        """Expand one section (and collapse the others when ``only``)."""
+        """Expand one section (and collapse the others when ``only``) and scroll to it."""
         for name, section in self.sections.items():
             if name == attr:
                 section.expand(animate=False)
             elif only:
                 section.collapse(animate=False)
+        self.scroll.widget().adjustSize()
+        self.scroll.ensureWidgetVisible(self.sections[attr], 0, 0)
 
     def _on_toggle_3d(self, on: bool) -> None:
         if on and self.viewer.dims.ndisplay != 3:
