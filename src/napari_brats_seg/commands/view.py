@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 #: Dock widgets opened by ``view`` (display names in the manifest), in order: the one workflow dock
-#: (legend, then Load, Segment, Correct, Score, Save, Views and 3D as sections).
+#: (legend, then Load, Segment, Correct, Score, Save, Measure, Views and 3D as sections).
 WIDGETS = ("Workflow",)
 PLUGIN = "napari-brats-seg"
 #: Largest window ``view`` opens (logical pixels); smaller screens get 92 % of their area.
