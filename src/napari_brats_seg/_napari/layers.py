@@ -10,6 +10,9 @@ back on the source grid.
 Labels layers hold **internal classes** (0 background, 1 necrotic, 2 edema, 3 enhancing,
 4 resection cavity), shown with fixed colours (:data:`core.labels.CLASS_COLOURS`) through a
 ``DirectLabelColormap`` and named through ``features``.
+
+Display helpers: window/level presets per sequence (:func:`contrast_preset`), the uncertainty
+map's colormap and range (:func:`uncertainty_colormap`, :data:`UNCERTAINTY_LIMITS`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.colormaps import Colormap, DirectLabelColormap
 
 from ..core import labels as lab
 from ..core.case import MODALITIES, MODALITY_NAMES, Case
@@ -84,6 +87,15 @@ class LayerSource:
         return replace(base, **kw)
 
 
+def unwrap(obj: Any) -> Any:
+    """The napari object behind the public-only proxy napari hands to plugin widgets.
+
+    The proxy makes a new wrapper on every attribute access, so identity (``is``, dict keys,
+    ``weakref``) of layers and viewers only holds between unwrapped objects.
+    """
+    return getattr(obj, "__wrapped__", obj)
+
+
 def _default_scheme(layout: str) -> str:
     return layout if layout in lab.SCHEMES else "brats2021"
 
@@ -95,11 +107,15 @@ def source_of(layer: Any) -> LayerSource | None:
     return src if isinstance(src, LayerSource) else None
 
 
-def world_placement(geometry: Geometry) -> dict[str, tuple[float, float, float]]:
-    """``scale`` and ``translate`` (mm, internal ``(z, y, x)`` = S, P, L) of a case's layers."""
+def world_placement(geometry: Geometry) -> dict[str, tuple[Any, Any, Any]]:
+    """``scale``, ``translate`` (mm, internal ``(z, y, x)`` = S, P, L) and ``units`` of a case's layers.
+
+    With ``units`` in millimetres napari's scale bar and status bar read mm, not pixels.
+    """
     origin_ras = geometry.internal_affine[:3, 3]
     translate = (float(origin_ras[2]), float(-origin_ras[1]), float(-origin_ras[0]))
-    return {"scale": tuple(float(s) for s in geometry.spacing), "translate": translate}
+    return {"scale": tuple(float(s) for s in geometry.spacing), "translate": translate,
+            "units": ("mm", "mm", "mm")}
 
 
 def robust_limits(arr: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
@@ -112,6 +128,59 @@ def robust_limits(arr: np.ndarray, low: float = 0.5, high: float = 99.5) -> tupl
     if hi <= lo:
         hi = lo + 1.0
     return (float(lo), float(hi))
+
+
+#: Window/level presets: key -> (menu label, modality -> (low, high) percentiles of the brain voxels).
+#: *brain* stretches grey/white-matter contrast (lesions and CSF may clip to white or black);
+#: *tumour* darkens normal parenchyma and keeps the brightest lesion voxels (enhancement on T1ce,
+#: edema on T2/FLAIR; on T1 it keeps the dark core); *auto* is the robust 0.5-99.5 % default.
+CONTRAST_PRESETS: dict[str, tuple[str, dict[str | None, tuple[float, float]]]] = {
+    "auto": ("robust auto", {None: (0.5, 99.5)}),
+    "brain": ("brain", {None: (1.0, 98.0), "t1": (1.0, 99.0)}),
+    "tumour": ("tumour / contrast", {None: (40.0, 99.9), "t1ce": (30.0, 99.9), "t1": (0.5, 80.0)}),
+}
+#: Display range of an uncertainty map (0 = all TTA flips agree, 0.5 = maximal disagreement).
+UNCERTAINTY_LIMITS = (0.0, 0.5)
+
+
+def contrast_preset(arr: np.ndarray, preset: str, modality: str | None = None) -> tuple[float, float]:
+    """Contrast limits of a window/level preset (:data:`CONTRAST_PRESETS`) for one sequence.
+
+    Parameters
+    ----------
+    arr
+        The image (non-zero voxels are the brain, as in skull-stripped BraTS cases).
+    preset
+        ``"auto"``, ``"brain"`` or ``"tumour"``.
+    modality
+        ``"t1"``, ``"t1ce"``, ``"t2"``, ``"flair"`` or None (the generic percentiles).
+    """
+    if preset not in CONTRAST_PRESETS:
+        raise ValueError(f"unknown contrast preset {preset!r}; use one of {', '.join(CONTRAST_PRESETS)}")
+    table = CONTRAST_PRESETS[preset][1]
+    low, high = table.get(modality, table[None])
+    return robust_limits(arr, low, high)
+
+
+def uncertainty_colormap() -> Colormap:
+    """Perceptual *magma* from purple to orange, transparent at 0, opaque from a fifth of the range.
+
+    Agreeing voxels (0) show the anatomy underneath. The pale-yellow top of magma (and of
+    inferno) reads as white over a grey image, so the colormap stops at orange, and with
+    ``translucent`` blending it never adds up to white over a bright image (as ``additive`` does).
+    """
+    from matplotlib import colormaps
+
+    t = np.linspace(0.0, 1.0, 64)
+    rgba = np.asarray(colormaps["magma"](0.2 + 0.6 * t), dtype=float)
+    rgba[:, 3] = np.clip(t / 0.2, 0.0, 1.0)
+    return Colormap(rgba, controls=t, name="magma (purple-orange, transparent low)")
+
+
+def uncertainty_style() -> dict[str, Any]:
+    """Keyword arguments (colormap, range, blending, opacity) of an uncertainty image layer."""
+    return {"colormap": uncertainty_colormap(), "contrast_limits": UNCERTAINTY_LIMITS,
+            "blending": "translucent", "opacity": 0.8}
 
 
 def label_colormap(hidden: Iterable[int] = ()) -> DirectLabelColormap:

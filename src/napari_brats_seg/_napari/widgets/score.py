@@ -81,6 +81,10 @@ class ScoreWidget(QWidget):
         self.table = QTableWidget(len(ROWS), len(COLUMNS))
         self.table.setHorizontalHeaderLabels([c[0] for c in COLUMNS])
         self.table.setVerticalHeaderLabels([r[0] for r in ROWS])
+        # Columns as wide as their header: every volume column visible in the dock without scrolling.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(type(header).ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
         self.figure = Figure(figsize=(4, 2.2), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
         self.canvas.setMinimumHeight(160)

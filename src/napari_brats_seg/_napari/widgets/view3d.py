@@ -1,7 +1,12 @@
-"""3D widget: one click shows the tumour labels in 3D over a faint rendering of the brain."""
+"""3D widget: one click shows the tumour labels in 3D over a faint rendering of the brain.
+
+*Back to 2D* puts back every display setting that *3D* changed (visibility, opacity, blending,
+rendering, colormap of each layer), as they were when the user pressed *3D*.
+"""
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from napari.layers import Image, Labels
@@ -9,10 +14,38 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QCheckBox, QComboBox, QFormLayout, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from ...core import labels as lab
-from ..layers import label_colormap, source_of
+from ..layers import label_colormap, source_of, unwrap
 
 #: Brain renderings offered (napari image ``rendering`` modes).
 BRAIN_RENDERINGS = ("attenuated_mip", "translucent", "mip", "minip")
+#: Layer settings :func:`show_3d` changes and :func:`show_2d` restores.
+SAVED_SETTINGS = ("visible", "opacity", "blending", "rendering", "colormap", "attenuation")
+#: Viewer -> the 2D settings of its layers, saved when it entered 3D through :func:`show_3d`.
+_SAVED_2D: weakref.WeakKeyDictionary[Any, list[tuple[Any, dict[str, Any]]]] = weakref.WeakKeyDictionary()
+
+
+def _save_2d_settings(viewer: Any) -> None:
+    """Remember the display settings of every layer (once: restyling in 3D keeps the 2D ones)."""
+    if viewer in _SAVED_2D:
+        return
+    _SAVED_2D[viewer] = [(ly, {k: getattr(ly, k) for k in SAVED_SETTINGS if hasattr(ly, k)})
+                         for ly in viewer.layers if isinstance(ly, Image | Labels)]
+
+
+def _restore_2d_settings(viewer: Any) -> bool:
+    """Put back the settings saved by :func:`_save_2d_settings`; False when there were none."""
+    saved = _SAVED_2D.pop(viewer, None)
+    if saved is None:
+        return False
+    for layer, settings in saved:
+        if layer not in viewer.layers:
+            continue
+        for key, value in settings.items():
+            try:
+                setattr(layer, key, value)
+            except (ValueError, TypeError):  # e.g. a rendering the layer no longer offers
+                continue
+    return True
 
 
 def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: float = 0.3,
@@ -38,6 +71,8 @@ def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: fl
     Image or None
         The brain layer shown.
     """
+    viewer, brain = unwrap(viewer), unwrap(brain)
+    _save_2d_settings(viewer)
     images = [ly for ly in viewer.layers if isinstance(ly, Image)]
     if brain is None:
         flair = [ly for ly in images if (s := source_of(ly)) is not None and s.modality == "flair"]
@@ -65,10 +100,15 @@ def show_3d(viewer: Any, *, rendering: str = "attenuated_mip", brain_opacity: fl
 
 
 def show_2d(viewer: Any) -> None:
-    """Back to the 2D slice view, every class visible again."""
-    for ly in viewer.layers:
-        if isinstance(ly, Labels) and source_of(ly) is not None:
-            ly.colormap = label_colormap()
+    """Back to the 2D slice view with the layers' settings from before :func:`show_3d`.
+
+    Layers added while in 3D keep theirs; without a saved state every class is made visible.
+    """
+    viewer = unwrap(viewer)
+    if not _restore_2d_settings(viewer):
+        for ly in viewer.layers:
+            if isinstance(ly, Labels) and source_of(ly) is not None:
+                ly.colormap = label_colormap()
     viewer.dims.ndisplay = 2
 
 
