@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -192,3 +195,46 @@ def test_different_patients_warned(base: TimePoint, crops: dict[str, Path]) -> N
     res = compare(base, other)
     assert any("different patients" in w for w in res.warnings), res.warnings
     assert res.to_dict()["followups"][0]["registration"]["warnings"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "napari_brats_seg.cli", "compare", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_cli_json_and_table_on_two_real_cases(crops: dict[str, Path]) -> None:
+    a, b = crops["Brats18_TCIA02_135_1"], crops["Brats18_CBICA_AQN_1"]
+    r = _cli(str(a), str(b), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["baseline"] == "Brats18_TCIA02_135_1" and len(res["followups"]) == 1
+    fu = res["followups"][0]
+    assert fu["category"]["suggestion"] in {"CR", "PR", "SD", "PD"}
+    assert set(fu["volumes"]) == {"NCR", "ED", "ET", "TC", "WT"}
+    assert any("different patients" in w for w in res["warnings"])
+    assert len(res["reader_to_judge"]) >= 4
+    t = _cli(str(a), str(b))
+    assert t.returncode == 0, t.stderr
+    assert "RANO (suggestion)" in t.stdout and "WARNING" in t.stdout and "steroids" in t.stdout
+
+
+def test_cli_labels_alone(crops: dict[str, Path], tmp_path: Path) -> None:
+    a = crops["Brats18_TCIA02_135_1"]
+    seg = a / "Brats18_TCIA02_135_1_seg.nii"
+    img = nib.load(str(seg))
+    data = np.asarray(img.dataobj).copy()
+    data[data == 4] = 2  # the enhancing tumour gone: CR
+    later = tmp_path / "later_seg.nii"
+    nib.save(nib.Nifti1Image(data, img.affine, img.header), str(later))
+    r = _cli(str(seg), str(later), "--json", "--scheme", "brats2021")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["followups"][0]["registration"]["method"] == "none"
+    assert any("not registered" in n for n in res["notes"])
+    assert res["followups"][0]["category"]["suggestion"] == "CR"
+    other = crops["Brats18_CBICA_AQN_1"] / "Brats18_CBICA_AQN_1_seg.nii"
+    bad = _cli(str(seg), str(other))
+    assert bad.returncode == 2
+    assert "labels alone on a grid other than" in bad.stderr and "Traceback" not in bad.stderr
+    one = _cli(str(seg))
+    assert one.returncode == 2 and "at least two time points" in one.stderr

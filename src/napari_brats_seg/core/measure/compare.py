@@ -166,7 +166,7 @@ def categorize(spd: dict, base: CaseMeasurement, cur: CaseMeasurement, new_measu
 
 
 def compare(baseline: object, followup: object, *more: object, labels: Sequence[object | None] | None = None,
-            sequence: str | None = None, registration_spacing: float | None = REGISTRATION_SPACING,
+            sequence: str | None = None, scheme: str | None = None, registration_spacing: float | None = REGISTRATION_SPACING,
             on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> Comparison:
     """Compare time points, in the order given (the first is the baseline).
 
@@ -179,6 +179,8 @@ def compare(baseline: object, followup: object, *more: object, labels: Sequence[
         One label map (or None: the case's own) per time point.
     sequence
         The registration sequence (default: T1ce, else FLAIR).
+    scheme
+        The label scheme of every label map (detected per file when None).
     registration_spacing
         Spacing (mm) the images are block-averaged to for the registration; None: full resolution.
 
@@ -196,7 +198,7 @@ def compare(baseline: object, followup: object, *more: object, labels: Sequence[
     for i, (src, lab_file) in enumerate(zip(sources, labels, strict=True)):
         check(cancel)
         report(on_progress, i, n_steps, f"reading time point {i + 1}")
-        p = load_time_point(src, lab_file, sequence=sequence)  # type: ignore[arg-type]
+        p = load_time_point(src, lab_file, sequence=sequence, scheme=scheme)  # type: ignore[arg-type]
         points.append(p)
         try:
             meas.append(measure_labels(p.labels, p.geometry, case_id=p.name, source=p.source))

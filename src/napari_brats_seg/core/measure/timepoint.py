@@ -90,7 +90,7 @@ class TimePoint:
 
 
 def load_time_point(source: str | os.PathLike | TimePoint | Case, labels: str | os.PathLike | None = None, *,
-                    sequence: str | None = None) -> TimePoint:
+                    sequence: str | None = None, scheme: str | None = None) -> TimePoint:
     """Read a time point: a case (folder, MSD file, BraTS-named file) or a label map alone.
 
     Parameters
@@ -101,6 +101,8 @@ def load_time_point(source: str | os.PathLike | TimePoint | Case, labels: str | 
         The case's label map when not its own ``seg`` file.
     sequence
         The registration sequence (default: T1ce, else FLAIR).
+    scheme
+        The label scheme of the label map (detected when None).
 
     Raises
     ------
@@ -118,9 +120,9 @@ def load_time_point(source: str | os.PathLike | TimePoint | Case, labels: str | 
     named = classify_file(path) if path.is_file() else None
     labels_only = path.is_file() and is_nifti_name(path) and labels is None and (named is None or named[2] == "seg")
     if labels_only:
-        internal, _, geo = read_labels(path)
+        internal, _, geo = read_labels(path, scheme=scheme)
         return TimePoint(case_id_of_labels(path), internal, geo, source=str(path))
-    case = read_case(path, seg=labels)
+    case = read_case(path, seg=labels, scheme=scheme)
     if case.ground_truth is None:
         raise CaseError("the case has no label map (no seg file): give one", path)
     return TimePoint.from_case(case, sequence=sequence, source=case.gt_path)
