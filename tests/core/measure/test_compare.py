@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -238,3 +239,38 @@ def test_cli_labels_alone(crops: dict[str, Path], tmp_path: Path) -> None:
     assert "labels alone on a grid other than" in bad.stderr and "Traceback" not in bad.stderr
     one = _cli(str(seg))
     assert one.returncode == 2 and "at least two time points" in one.stderr
+
+
+def write_follow_up(base_dir: Path, out_root: Path, name: str, labels: np.ndarray, motion: RigidResult) -> Path:
+    """A follow-up case on disk: every sequence and the (changed) labels moved by ``motion``."""
+    src_name = base_dir.name
+    out = out_root / name
+    out.mkdir(parents=True, exist_ok=True)
+    for m in MODS:
+        img = nib.load(str(base_dir / f"{src_name}_{m}.nii"))
+        if m == "seg":
+            geo = read_case(base_dir).geometry
+            img = nib.Nifti1Image(np.array([0, 1, 2, 4, 4], np.int16)[geo.from_internal(labels)], img.affine)
+        r = resample(img, img.affine, img.shape, motion, nearest=m == "seg")
+        nib.save(nib.Nifti1Image(np.asarray(r.dataobj).astype(np.int16), img.affine), str(out / f"{name}_{m}.nii"))
+    return out
+
+
+def test_report_with_baseline(base: TimePoint, crops: dict[str, Path], tmp_path: Path) -> None:
+    from napari_brats_seg.core.measure.report import NO_COMPARISON, build_report, render_html, write_report
+
+    fu_dir = write_follow_up(crops["Brats18_TCIA02_135_1"], tmp_path, "Brats18_TCIA02_135_2",
+                             erode_et(base.labels, 4.0, base.geometry.spacing), rigid(base, *MOTION))
+    rep = build_report(fu_dir, baseline=crops["Brats18_TCIA02_135_1"])
+    assert rep.comparison is not None and rep.comparison.followups[0].category.suggestion == "PR"
+    assert NO_COMPARISON not in rep.notes
+    page = render_html(rep)
+    assert "Comparison with the baseline Brats18_TCIA02_135_1" in page
+    assert "RANO suggestion PR" in page and "For the reader to judge" in page and "steroids" in page
+    out = write_report(rep, tmp_path / "report.pdf")
+    if shutil.which("pdftotext") is None:
+        pytest.skip("poppler-utils (pdftotext) missing: scripts/setup.sh installs it")
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Comparison with the baseline" in text and "PR" in text
+    plain = build_report(fu_dir)
+    assert plain.comparison is None and NO_COMPARISON in plain.notes
