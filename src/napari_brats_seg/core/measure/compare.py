@@ -217,8 +217,11 @@ def compare(baseline: object, followup: object, *more: object, labels: Sequence[
         groups = match_lesions(ids[k - 1], ids[k], meas[k - 1].et, meas[k].et)
         spd = spd_change(spds, k)
         new_m = sum(g.status == "new" and g.measurable_after for g in groups)
-        fu = FollowUp(k, reg, groups, spd, volume_change(meas[0].volumes_ml, meas[k].volumes_ml),
-                      categorize(spd, meas[0], meas[k], new_m))
+        cat = categorize(spd, meas[0], meas[k], new_m)
+        if reg.warnings:
+            cat.reasons.append("CAUTION: the registration is in doubt (see the warnings), so are the new and "
+                               "vanished lesions")
+        fu = FollowUp(k, reg, groups, spd, volume_change(meas[0].volumes_ml, meas[k].volumes_ml), cat)
         out.followups.append(fu)
         out.warnings += reg.warnings
         out.notes += reg.notes

@@ -126,8 +126,8 @@ def quality_warnings(baseline: TimePoint, followup: TimePoint, reg: PairRegistra
                    f"{r.metric_after:.3f}): the alignment is not to be trusted")
     elif r.metric_after > POOR_METRIC:
         out.append(f"poor registration of {followup.name} onto {baseline.name}: Mattes MI {r.metric_after:.3f} "
-                   f"(a scan against itself reaches below {POOR_METRIC}): check the alignment before trusting the "
-                   "lesion matching")
+                   f"(above {POOR_METRIC}; the same patient's scans align below it): check the alignment before "
+                   "trusting the lesion matching")
     if baseline.brain_ml and followup.brain_ml:
         reg.brain_change = (followup.brain_ml - baseline.brain_ml) / baseline.brain_ml
         if abs(reg.brain_change) > BRAIN_MISMATCH:
