@@ -19,7 +19,7 @@ from .core.memory import keep_freed_memory
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMANDS = ("info", "dicom", "prepare", "score", "synth", "segment", "models", "train", "evaluate", "view",
-            "measure", "report")
+            "measure", "report", "compare")
 
 
 def build_parser() -> argparse.ArgumentParser:

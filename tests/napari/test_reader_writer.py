@@ -26,7 +26,7 @@ def test_manifest_validates_and_imports() -> None:
     mf.validate_imports()  # every python_name resolves
     assert {w.display_name for w in mf.contributions.widgets} == {"Load", "Segment", "Correct", "Score",
                                                                   "Save", "3D", "Measure", "Workflow",
-                                                                  "Views", "Legend"}
+                                                                  "Views", "Legend", "Compare"}
     # npe2 through this interpreter: CI does not activate the venv, so "npe2" is not on PATH
     out = subprocess.run([sys.executable, "-m", "npe2", "validate", PLUGIN], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

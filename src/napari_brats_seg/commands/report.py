@@ -1,4 +1,4 @@
-"""``brats-seg report CASE [--labels L] -o report.pdf|report.html``: a measurement report to file."""
+"""``brats-seg report CASE [--labels L] [--baseline CASE2] -o report.pdf|report.html``: a report to file."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", help="label map to report (default: the case's own seg file)")
     p.add_argument("--scheme", choices=("brats2021", "brats2023", "msd"),
                    help="label scheme of the labels (detected from values and naming if not given)")
+    p.add_argument("--baseline", help="an earlier case of the patient: the report adds the comparison against it "
+                                      "(registration, SPD and volume change, RANO category suggested)")
+    p.add_argument("--baseline-labels", help="the baseline's label map (default: its own seg file)")
     p.add_argument("--model", help="model and checkpoint that made the labels, written on the report")
     p.add_argument("--corrected", choices=("yes", "no"), help="whether the labels were corrected by hand")
     p.add_argument("-o", "--output", required=True, help="report.pdf or report.html")
@@ -29,7 +32,13 @@ def run(args: argparse.Namespace) -> int:
     from ..core.measure.report import build_report, write_report
 
     corrected = None if args.corrected is None else args.corrected == "yes"
-    rep = build_report(args.case, labels=args.labels, scheme=args.scheme, model=args.model, corrected=corrected)
+    rep = build_report(args.case, labels=args.labels, scheme=args.scheme, model=args.model, corrected=corrected,
+                       baseline=args.baseline, baseline_labels=args.baseline_labels)
     out = write_report(rep, args.output, overwrite=args.overwrite)
     print(f"wrote {out} ({rep.case_id}: {rep.measurement.et.status})")
+    if rep.comparison is not None:
+        for f in rep.comparison.followups:
+            print(f"compared with {rep.comparison.points[0].name}: RANO suggestion {f.category.suggestion}")
+        for w in rep.comparison.warnings:
+            print(f"warning: {w}")
     return 0

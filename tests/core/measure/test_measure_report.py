@@ -66,7 +66,7 @@ def test_pdf_pages_show_what_the_report_lists(report, real_crop_dir: Path, tmp_p
     m = report.measurement
     assert "Crop_2013_11_1" in text and "tiny-unet@0123abcd" in text and "not recorded in the NIfTI files" in text
     assert f"{m.et.lesions[0].long_mm:.1f}" in text and f"{m.volumes_ml['WT']:.2f}" in text
-    assert "SPD" in text and "RANO-LGG style" in text and "not part" in text.replace("\n", " ")
+    assert "SPD" in text and "RANO-LGG style" in text and "No earlier time point was given" in text.replace("\n", " ")
 
 
 def test_html_is_self_contained_and_lists_the_tables(report, tmp_path: Path) -> None:

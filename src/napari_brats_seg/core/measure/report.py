@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 
 from ..case import Case
 from ..errors import CaseError, OutputExistsError
+from .compare import READER_TO_JUDGE, Comparison
 from .figures import rano_figure, three_planes_figure
 from .measurement import CaseMeasurement, measure_labels
 from .rano import RegionMeasurement
@@ -33,9 +34,9 @@ from .rano import RegionMeasurement
 #: Lesions per figure in the report's tables.
 REPORT_ROWS = 8
 #: What the report does not do, said on it.
+NO_COMPARISON = ("No earlier time point was given (--baseline): no change of SPD or volumes, no RANO response "
+                 "category.")
 LIMITS = (
-    ("Comparison with an earlier time point (change of SPD and volumes, RANO response category) is not part "
-     "of this report: it needs the registration of two studies, not built yet."),
     ("The measurements are computed from the label map and are a suggestion for the reader to verify; the "
      "non-measurement RANO criteria (T2/FLAIR, new lesions, steroid dose, clinical state) are the reader's to judge."),
 )
@@ -59,11 +60,23 @@ class Report:
     summary: list[tuple[str, str]]
     measurement: CaseMeasurement
     figures: dict[str, Figure] = field(default_factory=dict)
+    comparison: Comparison | None = None
+
+    @property
+    def notes(self) -> list[str]:
+        """The notes printed at the end: the measurement's, the comparison's (or its absence), the limits."""
+        comp = [NO_COMPARISON] if self.comparison is None else []
+        return [*self.measurement.notes, *comp, *LIMITS]
 
 
 def build_report(case: str | os.PathLike, *, labels: str | os.PathLike | None = None, scheme: str | None = None,
-                 model: str | None = None, corrected: bool | None = None, date: dt.date | None = None) -> Report:
+                 model: str | None = None, corrected: bool | None = None, date: dt.date | None = None,
+                 baseline: str | os.PathLike | None = None, baseline_labels: str | os.PathLike | None = None
+                 ) -> Report:
     """Read a case and its labels (the case's own ``seg`` file when ``labels`` is None) and measure them.
+
+    With ``baseline`` (an earlier case, its own labels or ``baseline_labels``), the report holds the
+    comparison of the case against it (:func:`.compare.compare`, the case as the follow-up).
 
     Raises
     ------
@@ -75,8 +88,13 @@ def build_report(case: str | os.PathLike, *, labels: str | os.PathLike | None = 
     c = read_case(case, seg=labels, scheme=scheme)
     if c.ground_truth is None:
         raise CaseError("the case has no label map: give one with --labels", case)
-    return report_for_case(c, c.ground_truth, source=c.gt_path, scheme=c.gt_scheme.name if c.gt_scheme else None,
-                           model=model, corrected=corrected, date=date)
+    rep = report_for_case(c, c.ground_truth, source=c.gt_path, scheme=c.gt_scheme.name if c.gt_scheme else None,
+                          model=model, corrected=corrected, date=date)
+    if baseline is not None:
+        from .compare import compare
+
+        rep.comparison = compare(baseline, c, labels=[baseline_labels, None])
+    return rep
 
 
 def report_for_case(case: Case, internal: np.ndarray, *, source: str | os.PathLike | None = None,
@@ -199,9 +217,10 @@ def _write_pdf(report: Report, path: Path) -> None:
         _table(page.add_axes((0.06, 0.40, 0.88, 0.2)), lesion_rows(m.wt),
                "RANO-LGG style: whole tumour. " + _spd_line(m.wt))
         _table(page.add_axes((0.06, 0.28, 0.88, 0.08)), volume_rows(m), "Volumes (mL)")
-        notes = [*m.notes, *LIMITS]
-        page.text(0.06, 0.22, "\n".join(_wrap(n, 110) for n in notes), fontsize=8, va="top")
+        page.text(0.06, 0.22, "\n".join(_wrap(n, 110) for n in report.notes), fontsize=8, va="top")
         pdf.savefig(page)
+        if report.comparison is not None:
+            _comparison_page(pdf, report.comparison)
 
 
 def _wrap(text: str, width: int) -> str:
@@ -228,10 +247,54 @@ def render_html(report: Report) -> str:
     for fig_m, title in ((m.et, "RANO: enhancing tumour"), (m.wt, "RANO-LGG style: whole tumour")):
         parts += [f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(_spd_line(fig_m))}</p>",
                   _html_table(lesion_rows(fig_m))]
-    parts += ["<h2>Volumes (mL)</h2>", _html_table(volume_rows(m)), "<h2>Notes</h2><ul>"]
-    parts += [f"<li>{html.escape(n)}</li>" for n in [*m.notes, *LIMITS]] + ["</ul>"]
+    parts += ["<h2>Volumes (mL)</h2>", _html_table(volume_rows(m))]
+    if report.comparison is not None:
+        parts += _comparison_html(report.comparison)
+    parts += ["<h2>Notes</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in report.notes] + ["</ul>"]
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
              "td,th{border:1px solid #999;padding:2px 8px;text-align:center}img{max-width:100%}")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Report "
             f"{html.escape(report.case_id)}</title><style>{style}</style></head><body>\n"
             + "\n".join(parts) + "\n</body></html>\n")
+
+
+def comparison_rows(comp: Comparison) -> list[list[str]]:
+    """One row per time point: SPD, its change vs baseline and nadir, ET/TC/WT volumes, the suggestion."""
+    rows = [["time point", "SPD mm²", "vs baseline", "vs nadir", "ET mL", "TC mL", "WT mL", "new", "RANO"]]
+    for i, (p, m) in enumerate(zip(comp.points, comp.measurements, strict=True)):
+        spd = "none measurable" if m.et.spd_mm2 is None else f"{m.et.spd_mm2:.1f}"
+        vol = [f"{m.volumes_ml[k]:.2f}" for k in ("ET", "TC", "WT")]
+        if i == 0:
+            rows.append([f"{p.name} (baseline)", spd, "", "", *vol, "", ""])
+            continue
+        f = comp.followups[i - 1]
+        pct = [("n/a" if v is None else f"{v:+.1f} %") for v in (f.spd["change_vs_baseline_pct"],
+                                                                  f.spd["change_vs_nadir_pct"])]
+        new = sum(g.status == "new" for g in f.lesions)
+        rows.append([p.name, spd, *pct, *vol, str(new), f.category.suggestion])
+    return rows
+
+
+def _comparison_lines(comp: Comparison) -> list[str]:
+    lines = []
+    for f in comp.followups:
+        lines.append(f"{comp.points[f.index].name}: RANO suggestion {f.category.suggestion}: "
+                     + "; ".join(f.category.reasons))
+    lines += [f"WARNING: {w}" for w in comp.warnings] + comp.notes
+    lines += ["For the reader to judge (not computed): " + r for r in READER_TO_JUDGE]
+    return lines
+
+
+def _comparison_page(pdf, comp: Comparison) -> None:
+    page = Figure(figsize=(8.27, 11.69))
+    page.text(0.06, 0.965, f"Comparison with the baseline {comp.points[0].name}", fontsize=13, weight="bold")
+    _table(page.add_axes((0.06, 0.78, 0.88, 0.16)), comparison_rows(comp), "SPD, volumes and RANO category", font=7)
+    page.text(0.06, 0.74, "\n".join(_wrap(n, 110) for n in _comparison_lines(comp)), fontsize=7.5, va="top")
+    pdf.savefig(page)
+
+
+def _comparison_html(comp: Comparison) -> list[str]:
+    parts = [f"<h2>Comparison with the baseline {html.escape(comp.points[0].name)}</h2>",
+             _html_table(comparison_rows(comp)), "<ul>"]
+    parts += [f"<li>{html.escape(n)}</li>" for n in _comparison_lines(comp)]
+    return [*parts, "</ul>"]
