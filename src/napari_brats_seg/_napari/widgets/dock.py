@@ -2,7 +2,7 @@
 
 Six tabbed docks in napari's narrow right-hand area cut their names to "Loa..."; a single scroll
 area of collapsible sections (superqt's ``QCollapsible``) reads top to bottom in the order of
-the work: Load (open), Segment, Correct, Score, Save, then Measure (RANO), Views and 3D. Each section holds the
+the work: Load (open), Segment, Correct, Score, Save, then Measure (RANO), Compare, Views and 3D. Each section holds the
 same widget class that the manifest also offers on its own (Plugins > BraTS segmentation > Load,
 ...), so scripts and tests can use either. A *3D* toggle switches the canvas between the tumour
 in 3D and the slice views.
@@ -28,6 +28,7 @@ SECTIONS: tuple[tuple[str, str, str, str], ...] = (
     ("score", "4. Score", "score", "ScoreWidget"),
     ("save", "5. Save", "save", "SaveWidget"),
     ("measure", "Measure (RANO)", "measure", "MeasureWidget"),
+    ("compare", "Compare two time points", "compare", "CompareWidget"),
     ("display", "Views: orientation, planes, window", None, None),
     ("view3d", "3D rendering settings", None, None),
 )
@@ -46,7 +47,7 @@ class WorkflowWidget(QWidget):
         Checkable: the tumour in 3D, or back to the slice views.
     sections : dict
         Attribute name -> its ``QCollapsible``.
-    load, segment, correct, score, save, measure, display, view3d
+    load, segment, correct, score, save, measure, compare, display, view3d
         The section widgets (``LoadWidget``, ..., :class:`DisplayWidget`, :class:`View3DWidget`).
     """
 
