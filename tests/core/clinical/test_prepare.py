@@ -42,7 +42,7 @@ def test_registration_recovers_a_known_rigid_transform(real_case_dir: Path) -> N
     shift = np.array([4.0, -3.0, 3.16])  # 6.0 mm
     known[:3, 3] = centre - known[:3, :3] @ centre + shift
     moved = rg.resample(t2, t2.affine, t2.shape, rg.RigidResult(known, 0.0, 0.0, 0))  # moved(p) = t2(known p)
-    found = rg.rigid_register(t1ce, moved)
+    found = rg.rigid_register(t1ce, moved, spacing=2.0)  # as prepare() registers
     truth = np.linalg.inv(known)  # moved(truth p) = t2(p), and t2 lies on the T1ce
     brain = np.argwhere(np.asarray(t1ce.dataobj) > 0)[::97]
     pts = (LPS @ nib.affines.apply_affine(t1ce.affine, brain).T).T

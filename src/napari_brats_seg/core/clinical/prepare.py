@@ -112,8 +112,12 @@ def grid_1mm(reference: Any, spacing: float = 1.0) -> tuple[np.ndarray, tuple[in
 
 def prepare(source: str | os.PathLike | None, out_dir: str | os.PathLike, *, roles: Mapping[str, Any] | None = None,
             case_id: str | None = None, skull_strip: str = "auto", spacing: float = 1.0,
+            registration_spacing: float | None = 2.0,
             on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> dict[str, Any]:
     """Prepare a study (or four files) as a case folder; returns the record written as prepare.json.
+
+    ``registration_spacing`` (mm): the registration works on copies block-averaged to that voxel
+    size (None: the images as they are); the resampling always uses the full-resolution images.
 
     Raises
     ------
@@ -144,7 +148,7 @@ def prepare(source: str | os.PathLike | None, out_dir: str | os.PathLike, *, rol
     for role in ("t1", "t2", "flair"):
         t = time.perf_counter()
         check(cancel)
-        transforms[role] = rg.rigid_register(fixed, images[role])
+        transforms[role] = rg.rigid_register(fixed, images[role], spacing=registration_spacing)
         times[f"register_{role}_s"] = time.perf_counter() - t
         tick(f"registered {role.upper()} to T1ce")
     affine, shape = grid_1mm(fixed, spacing)
@@ -159,6 +163,7 @@ def prepare(source: str | os.PathLike | None, out_dir: str | os.PathLike, *, rol
     times["skull_strip_s"] = time.perf_counter() - t
     tick("brain mask")
     record = _record(case_id, origin, images, transforms, affine, shape, method, mask, spacing, times)
+    record["registration_spacing_mm"] = registration_spacing
     _write_case(out, case_id, resampled, mask, affine, record)
     tick("wrote the case")
     return record

@@ -131,7 +131,16 @@ def _normalised(image: Any) -> Any:
     return sitk.Clamp(sitk.Cast(image, sitk.sitkFloat32), lowerBound=0.0, upperBound=hi or 1.0)
 
 
-def rigid_register(fixed: Any, moving: Any, *, seed: int = 0,
+def _binned(image: Any, spacing: float | None) -> Any:
+    """``image`` block-averaged (SimpleITK BinShrink) to about ``spacing`` mm per axis; as is when None."""
+    if not spacing:
+        return image
+    sitk = _sitk()
+    factors = [max(1, int(round(spacing / s))) for s in image.GetSpacing()]
+    return sitk.BinShrink(image, factors) if max(factors) > 1 else image
+
+
+def rigid_register(fixed: Any, moving: Any, *, seed: int = 0, spacing: float | None = None,
                    on_iteration: Callable[[int], None] | None = None) -> RigidResult:
     """Register ``moving`` onto ``fixed`` (both nibabel images), rigidly, by mutual information.
 
@@ -141,6 +150,10 @@ def rigid_register(fixed: Any, moving: Any, *, seed: int = 0,
         Images in world coordinates (any grids, oblique allowed).
     seed
         Seed of the metric's random sampling (the result is reproducible).
+    spacing
+        Register copies block-averaged to about this voxel size (mm), e.g. 2: several times faster
+        and as exact for a rigid transform (the tests recover a known one within 1 mm and 1 degree);
+        None registers the images as they are.
     on_iteration
         Called with the iteration count at each optimiser step (progress and cancel: raise
         :class:`~napari_brats_seg.core.errors.Cancelled` from it to stop).
@@ -151,17 +164,18 @@ def rigid_register(fixed: Any, moving: Any, *, seed: int = 0,
         When the images do not overlap or the optimiser fails (the message says which).
     """
     sitk = _sitk()
-    f, m = _normalised(to_sitk(fixed)), _normalised(to_sitk(moving))
+    f, m = _normalised(_binned(to_sitk(fixed), spacing)), _normalised(_binned(to_sitk(moving), spacing))
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentagePerLevel([0.2, 0.05, 0.01], seed)
+    coarse = bool(spacing and spacing >= 1.5)  # copies already binned: fewer levels, more samples
+    reg.SetMetricSamplingPercentagePerLevel([0.2, 0.2] if coarse else [0.2, 0.05, 0.01], seed)
     reg.SetInterpolator(sitk.sitkLinear)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-3, numberOfIterations=100,
                                                  gradientMagnitudeTolerance=1e-6, relaxationFactor=0.6)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([4, 2, 1])
-    reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    reg.SetShrinkFactorsPerLevel([2, 1] if coarse else [4, 2, 1])
+    reg.SetSmoothingSigmasPerLevel([2.0, 0.0] if coarse else [2.0, 1.0, 0.0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     center = f.TransformContinuousIndexToPhysicalPoint([(s - 1) / 2 for s in f.GetSize()])
     init = sitk.Euler3DTransform()
