@@ -106,9 +106,12 @@ class Walk:
                                    flash=False)
 
     def raise_tab(self, name: str) -> None:
-        """Bring a widget's dock tab to the front (for the screenshots)."""
+        """Bring a widget's section (workflow dock) or dock tab to the front (for the screenshots)."""
         from qtpy.QtWidgets import QDockWidget
 
+        if "_workflow" in self.w:
+            self.w["_workflow"].open_section(name.lower(), only=True)
+            return
         dock = self.w[name].parentWidget()
         while dock is not None and not isinstance(dock, QDockWidget):
             dock = dock.parentWidget()
@@ -232,9 +235,11 @@ class Walk:
 
 
 def dock(viewer: Any) -> dict[str, Any]:
-    """Dock the plugin's widgets the walk uses; returns display name -> widget."""
-    return {name: viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=name != "Load")[1]
-            for name in WIDGETS}
+    """Dock the plugin's workflow dock (as ``brats-seg view`` does); returns display name -> section widget."""
+    _, workflow = viewer.window.add_plugin_dock_widget(PLUGIN, "Workflow")
+    widgets = {name: getattr(workflow, name.lower()) for name in WIDGETS}
+    widgets["_workflow"] = workflow
+    return widgets
 
 
 def main() -> int:

@@ -95,7 +95,9 @@ class WorkflowWidget(QWidget):
         lay.addWidget(self.legend)
         lay.addLayout(top)
         lay.addWidget(scroll, 1)
-        self.setMinimumWidth(DOCK_WIDTH)
+        # as wide as the widest section needs: a narrower dock would scroll (or clip) sideways
+        need = body.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8
+        self.setMinimumWidth(max(DOCK_WIDTH, need))
         self.toggle_3d.toggled.connect(self._on_toggle_3d)
         napari_viewer.dims.events.ndisplay.connect(self._sync_toggle)
 
@@ -107,7 +109,8 @@ class WorkflowWidget(QWidget):
             elif only:
                 section.collapse(animate=False)
         self.scroll.widget().adjustSize()
-        self.scroll.ensureWidgetVisible(self.sections[attr], 0, 0)
+        self.scroll.verticalScrollBar().setValue(self.sections[attr].y())  # the section's title at the top
+        self.scroll.horizontalScrollBar().setValue(0)  # never leave the sections scrolled sideways
 
     def _on_toggle_3d(self, on: bool) -> None:
         if on and self.viewer.dims.ndisplay != 3:
