@@ -65,11 +65,15 @@ def test_study_folder_shows_series_and_editable_roles(make_napari_viewer, qtbot,
         combo = panel.role_combo(role)
         assert combo.findData(101) == -1 and combo.findData(1101) >= 0
     assert panel.reason_label("t1ce").text().startswith("confirm: low:")
-    assert "order in time" in panel.reason_label("t1ce").text()
+    assert "order in time" in panel.reason_label("t1ce").toolTip()
     assert panel.reason_label("t2").text().startswith("high:")
     # the user confirms another series: the highlight goes
     panel.role_combo("t1").setCurrentIndex(panel.role_combo("t1").findData(901))
     assert panel.roles()["t1"] == 901 and panel.reason_label("t1").text() == "user: chosen by the user"
+    panel.choose("t1ce", 1101)  # confirmed as it is
+    assert panel.reason_label("t1ce").text() == "user: chosen by the user"
+    with pytest.raises(ValueError, match="cannot be the T2"):
+        panel.choose("t2", 101)
     assert panel.output_edit.text() == str(dicom_study_dir.resolve().parent / "patient1_prepared" / "patient1")
 
 
@@ -79,11 +83,16 @@ def test_bad_study_input_is_a_clear_notification_and_writes_nothing(make_napari_
     widget = _load_widget(viewer)
     empty = tmp_path / "empty"
     empty.mkdir()
-    _open_study(qtbot, widget, empty)
+    assert widget.inspect(str(empty)) is None  # nothing in it: the NIfTI message, at once
+    assert widget.study_panel.task is None and any("no .nii" in m for m in notifications())
+    other = tmp_path / "not-dicom"
+    (other / "sub").mkdir(parents=True)
+    (other / "sub" / "notes.txt").write_text("not an image")
+    _open_study(qtbot, widget, other)
     msgs = notifications()
     assert any("neither a case nor a DICOM study" in m for m in msgs), msgs
     assert widget.study_panel.study is None and not widget.study_panel.isVisibleTo(widget)
-    assert "no DICOM image series found" in widget.geometry_label.text()
+    assert "no DICOM image series found (1 file(s) that are not DICOM)" in widget.geometry_label.text()
 
     no_flair = _reduced_study(dicom_study_dir, tmp_path / "no-flair",
                               {r: REDUCED[r] for r in ("t1", "t1ce", "t2")})

@@ -18,6 +18,7 @@ unsaved edits or results: close anyway, keep it hidden, or cancel), unless *Keep
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +319,8 @@ class LoadWidget(QWidget):
 
 
 def _maybe_study(path: str) -> bool:
-    """A folder without NIfTI files: possibly a DICOM study (the discovery tells)."""
+    """A folder with files but no NIfTI file at its top: possibly a DICOM study (the discovery tells)."""
     p = Path(path)
-    return p.is_dir() and not any(is_nifti_name(f) for f in p.iterdir() if f.is_file())
+    if not p.is_dir() or any(is_nifti_name(f) for f in p.iterdir() if f.is_file()):
+        return False
+    return any(names for _dir, _sub, names in os.walk(p))

@@ -46,6 +46,8 @@ ROLE_NAMES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
 SERIES_COLUMNS = ("#", "Description", "Plane", "Size", "Spacing (mm)", "Flags")
 SKULL_STRIP = ("auto", "hd-bet", "classical", "none")
 NONE_ITEM = "(none)"
+#: Longest reason shown beside a role (the whole reason is the label's tooltip).
+REASON_CHARS = 90
 CONFIRM_STYLE = "background-color: #7a5a00;"
 #: SOP class of the DICOM Segmentation Storage objects.
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
@@ -96,6 +98,7 @@ class StudyPanel(QWidget):
         self.series_table.verticalHeader().setVisible(False)
         self.series_table.horizontalHeader().setStretchLastSection(True)
         self.series_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.series_table.setMinimumHeight(240)
         roles = QGridLayout()
         self._combos: dict[str, QComboBox] = {}
         self._reasons: dict[str, QLabel] = {}
@@ -103,6 +106,7 @@ class StudyPanel(QWidget):
             combo, reason = QComboBox(), QLabel("")
             reason.setWordWrap(True)
             combo.currentIndexChanged.connect(lambda _i, r=role: self._on_role_changed(r))
+            combo.activated.connect(lambda _i, r=role: self._on_role_changed(r))  # the same series, confirmed
             self._combos[role], self._reasons[role] = combo, reason
             roles.addWidget(QLabel(name), row, 0)
             roles.addWidget(combo, row, 1)
@@ -200,8 +204,9 @@ class StudyPanel(QWidget):
 
     def _show_reason(self, role: str, reason: str, confidence: str, confirm: bool) -> None:
         label = self._reasons[role]
-        label.setText(f"{'confirm: ' if confirm else ''}{confidence}: {reason}")
-        label.setToolTip(reason)
+        text = f"{'confirm: ' if confirm else ''}{confidence}: {reason}"
+        label.setText(text if len(text) <= REASON_CHARS else text[:REASON_CHARS - 3].rstrip() + "...")
+        label.setToolTip(text)
         label.setStyleSheet(CONFIRM_STYLE if confirm else "")
         self._combos[role].setStyleSheet(CONFIRM_STYLE if confirm else "")
 
@@ -211,6 +216,15 @@ class StudyPanel(QWidget):
             self._show_reason(role, "no series chosen", "none", True)
         else:
             self._show_reason(role, "chosen by the user", "user", False)
+
+    def choose(self, role: str, number: int | None) -> None:
+        """Choose (or confirm) series ``number`` for ``role``, as the user does in the menu."""
+        combo = self._combos[role]
+        i = combo.findData(number)
+        if i < 0:
+            raise ValueError(f"series {number} cannot be the {ROLE_NAMES[role]} (not in the menu)")
+        combo.setCurrentIndex(i)
+        self._on_role_changed(role)
 
     def roles(self) -> dict[str, int | None]:
         """The chosen series number of each role (None where none is chosen)."""
