@@ -89,7 +89,8 @@ class LoadWidget(QWidget):
 
     Public controls: ``path_edit``, ``folder_button``, ``files_button``, ``inspect_button``,
     ``table`` (one combo box per role: :meth:`role_combo`), ``geometry_label``, ``compare``,
-    ``load_button``.
+    ``load_button``; ``study_panel`` (:class:`.study.StudyPanel`, a DICOM study) and ``qc_panel``
+    (:class:`.qc.QCPanel`, a prepared case).
     """
 
     def __init__(self, napari_viewer: Any) -> None:
