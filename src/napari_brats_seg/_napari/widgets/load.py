@@ -7,6 +7,10 @@ NIfTI file of the folder -> the geometry line says whether shapes, affines and s
 the headers only) -> *Load* reads the case in the background and adds four image layers plus the
 ground truth.
 
+A folder of DICOM files (no NIfTI case) is read as a clinical study: the series table, the sequence
+roles and *Prepare...* (:mod:`.study`); the prepared case then opens here like any case, with its
+registration QC and a QC view (:mod:`.qc`).
+
 One case at a time: loading another case closes the open one (it asks first when that case has
 unsaved edits or results: close anyway, keep it hidden, or cancel), unless *Keep other cases open
 (compare)* is ticked. A ground truth is opened as a locked reference (:mod:`..session`).
@@ -14,6 +18,7 @@ unsaved edits or results: close anyway, keep it hidden, or cancel), unless *Keep
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +45,8 @@ from ..notify import error
 from ..session import Session
 from ..worker import Task, start_task
 from ._qt import add_layer_data
+from .qc import QCPanel
+from .study import StudyPanel
 
 #: Table rows: role -> label.
 ROLES: dict[str, str] = {**{m: MODALITY_NAMES[m] for m in MODALITIES}, "seg": "Segmentation"}
@@ -82,7 +89,8 @@ class LoadWidget(QWidget):
 
     Public controls: ``path_edit``, ``folder_button``, ``files_button``, ``inspect_button``,
     ``table`` (one combo box per role: :meth:`role_combo`), ``geometry_label``, ``compare``,
-    ``load_button``.
+    ``load_button``; ``study_panel`` (:class:`.study.StudyPanel`, a DICOM study) and ``qc_panel``
+    (:class:`.qc.QCPanel`, a prepared case).
     """
 
     def __init__(self, napari_viewer: Any) -> None:
@@ -116,6 +124,10 @@ class LoadWidget(QWidget):
         self.compare.toggled.connect(lambda on: setattr(self.session, "compare", bool(on)))
         self.load_button = QPushButton("Load")
         self.load_button.setEnabled(False)
+        self.study_panel = StudyPanel(napari_viewer, self)
+        self.study_panel.setVisible(False)
+        self.study_panel.prepared.connect(self._open_prepared)
+        self.qc_panel = QCPanel(napari_viewer, self)
 
         top = QHBoxLayout()
         for w in (self.folder_button, self.files_button, self.inspect_button):
@@ -127,6 +139,8 @@ class LoadWidget(QWidget):
         lay.addWidget(self.geometry_label)
         lay.addWidget(self.compare)
         lay.addWidget(self.load_button)
+        lay.addWidget(self.study_panel)
+        lay.addWidget(self.qc_panel)
         lay.addStretch(1)
 
         self.folder_button.clicked.connect(self._pick_folder)
@@ -161,10 +175,14 @@ class LoadWidget(QWidget):
         try:
             files = find_case_files(source if isinstance(source, str) else [Path(p) for p in source])
         except BratsSegError as exc:
+            if isinstance(source, str) and _maybe_study(source):
+                self._inspect_study(source, exc)
+                return None
             self.geometry_label.setText(f"Cannot use this: {exc}")
             error("This is not a case the plugin can open.", str(exc))
             return None
         self.files = files
+        self._show_study(False)
         self._fill_table(files)
         self._update_check()
         return files
@@ -266,7 +284,44 @@ class LoadWidget(QWidget):
         self._others = {}
         add_layer_data(self.viewer, case_layer_data(case))
         self.viewer.reset_view()
+        folders = {Path(p).parent for p in case.sources.values()}
+        self.qc_panel.set_case(case.case_id, folders.pop() if len(folders) == 1 else None)
 
     def _done(self) -> None:
         self.task = None
         self.load_button.setEnabled(self.files is not None and self.geometry_ok)
+
+    # -- DICOM studies -------------------------------------------------------------------------
+    def _show_study(self, on: bool) -> None:
+        self.study_panel.setVisible(on)
+        self.table.setVisible(not on)
+        self.load_button.setVisible(not on)
+
+    def _inspect_study(self, folder: str, not_case: BratsSegError) -> None:
+        """Read ``folder`` as a DICOM study in the background (the study panel shows it)."""
+        self.geometry_label.setText(f"Not a NIfTI case ({not_case}); reading it as a DICOM study...")
+
+        def failed(exc: BaseException) -> None:
+            self._show_study(False)
+            self.geometry_label.setText(f"Cannot use this: {exc}")
+            error("This folder is neither a case nor a DICOM study.", str(exc))
+
+        def found(_result: Any) -> None:
+            self._show_study(True)
+            self.geometry_label.setText("DICOM study: choose the series of each sequence, then Prepare...")
+
+        self.study_panel.discover(folder, on_failure=failed).succeeded.connect(found)
+
+    def _open_prepared(self, case_dir: str) -> None:
+        """Open a case folder just written by *Prepare...* through the normal load path."""
+        if self.inspect(case_dir) is not None:
+            self.load()
+        self.study_panel.setVisible(True)  # the study stays open (its DICOM-SEGs can be opened)
+
+
+def _maybe_study(path: str) -> bool:
+    """A folder with files but no NIfTI file at its top: possibly a DICOM study (the discovery tells)."""
+    p = Path(path)
+    if not p.is_dir() or any(is_nifti_name(f) for f in p.iterdir() if f.is_file()):
+        return False
+    return any(names for _dir, _sub, names in os.walk(p))
