@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", help="an earlier case of the patient: the report adds the comparison against it "
                                       "(registration, SPD and volume change, RANO category suggested)")
     p.add_argument("--baseline-labels", help="the baseline's label map (default: its own seg file)")
-    p.add_argument("--model", help="model and checkpoint that made the labels, written on the report")
+    p.add_argument("--model", help="the model that made the labels (a name, checkpoint or folder: the report names it "
+                                   "with the hash of its weights; any other text is written as given)")
     p.add_argument("--corrected", choices=("yes", "no"), help="whether the labels were corrected by hand")
     p.add_argument("-o", "--output", required=True, help="report.pdf or report.html")
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
@@ -32,7 +33,16 @@ def run(args: argparse.Namespace) -> int:
     from ..core.measure.report import build_report, write_report
 
     corrected = None if args.corrected is None else args.corrected == "yes"
-    rep = build_report(args.case, labels=args.labels, scheme=args.scheme, model=args.model, corrected=corrected,
+    model = args.model
+    if model:
+        import contextlib
+
+        from ..core.errors import ModelError
+        from ..core.models.registry import model_identity
+
+        with contextlib.suppress(ModelError):  # free text (e.g. a model run elsewhere): written as given
+            model = model_identity(model)
+    rep = build_report(args.case, labels=args.labels, scheme=args.scheme, model=model, corrected=corrected,
                        baseline=args.baseline, baseline_labels=args.baseline_labels)
     out = write_report(rep, args.output, overwrite=args.overwrite)
     print(f"wrote {out} ({rep.case_id}: {rep.measurement.et.status})")

@@ -84,8 +84,8 @@ def load_inputs(source: str | os.PathLike | None, roles: Mapping[str, Any] | Non
         origin[role] = {"series_number": s.number, "series_uid": s.uid, "description": s.description,
                         "study_uid": s.study_uid, "plane": s.plane_text(), "role_reason": choice.reason,
                         "role_confidence": choice.confidence,
-                        "study_root": str(study.root.resolve()),
-                        "files": [str(f.resolve().relative_to(study.root.resolve())) for f in s.files],
+                        "study_root": str(study.root.absolute()),
+                        "files": [os.path.relpath(f.absolute(), study.root.absolute()) for f in s.files],
                         "sop_instance_uids": _instance_uids(s)}
     return images, origin
 

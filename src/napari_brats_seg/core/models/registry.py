@@ -362,3 +362,16 @@ def default_model() -> str | None:
     if best is None:
         return None
     return best["name"] if best.get("installed") else Path(best["source"]).name[: -len(".safetensors")]
+
+
+def model_identity(name_or_path: str) -> str:
+    """``"<name> (<family>), weights sha256 <first 16 hex>"`` of a model: what reports and DICOM-SEG name.
+
+    The hash is :func:`~.checkpoint.weights_hash` of the loaded network's tensors, so it identifies the
+    weights whatever file format they came in. Raises :class:`~...errors.ModelError` when the model
+    cannot be loaded.
+    """
+    from .checkpoint import weights_hash
+
+    model = load_model(name_or_path, device="cpu")
+    return f"{model.spec.name} ({model.spec.family}), weights sha256 {weights_hash(model.network.state_dict())[:16]}"
