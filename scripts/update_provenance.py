@@ -5,7 +5,8 @@ Rewrites ``src/napari_brats_seg/weights/<name>.safetensors`` through the project
 (``load_checkpoint`` + ``save_checkpoint``): the spec's ``provenance`` gets ``dice`` (the record that
 ``brats-seg models`` shows and the default choice ranks by, see ``registry.best_model``) and
 ``licence``; every other field and every tensor stay as they are (checked after writing). A file
-whose provenance already holds these values is not rewritten, so running it again changes nothing.
+whose provenance already holds these values (and that records its weights hash) is not rewritten, so
+running it again changes nothing.
 
     PYTHONPATH=src python scripts/update_provenance.py [--check]
 
@@ -58,12 +59,16 @@ def _tensors(path: Path) -> dict[str, bytes]:
 
 def update(path: Path, dice: dict, check_only: bool) -> str:
     """Rewrite one checkpoint's provenance; returns what was done."""
-    from napari_brats_seg.core.models.checkpoint import load_checkpoint, read_spec, save_checkpoint
+    from safetensors import safe_open
+
+    from napari_brats_seg.core.models.checkpoint import HASH_KEY, load_checkpoint, read_spec, save_checkpoint
 
     spec = read_spec(path)
     prov = dict(spec.provenance)
     wanted = {**prov, "dice": dice, "licence": LICENCE}
-    if prov == wanted:
+    with safe_open(str(path), framework="pt") as fh:
+        hashed = HASH_KEY in (fh.metadata() or {})
+    if prov == wanted and hashed:  # a file saved before the weights hash existed is rewritten once
         return "up to date"
     if check_only:
         return "needs updating"

@@ -207,13 +207,13 @@ def _export_to_source(job: Any, case: Any, seg: Any, model: Any, args: argparse.
     import nibabel as nib
 
     from ..core.clinical.export import export_prepared
-    from ..core.models.checkpoint import weights_hash
+    from ..core.models.registry import weights_id
 
     internal = nib.Nifti1Image(case.geometry.from_internal(seg.labels), case.geometry.affine)
     scheme = output_scheme(args.scheme, case)
     export_prepared(job.source if Path(job.source).is_dir() else Path(job.source).parent, internal,
                     native=args.native, dicom_seg=args.dicom_seg, model_name=model.spec.name,
-                    model_hash=weights_hash(model.network.state_dict()), native_scheme=scheme)
+                    model_hash=weights_id(model), native_scheme=scheme)
 
 
 def _report_ok(tag: str, job: Any, case: Any, seg: Any, seconds: float, tta: bool) -> str:

@@ -364,14 +364,31 @@ def default_model() -> str | None:
     return best["name"] if best.get("installed") else Path(best["source"]).name[: -len(".safetensors")]
 
 
+def weights_id(model: LoadedModel) -> str:
+    """The SHA-256 (hex) that identifies a loaded model's weights.
+
+    For a project checkpoint (shipped, installed or a file) it is the ``weights_sha256`` recorded in
+    the file, which :func:`~.checkpoint.load_checkpoint` verified; for other formats (MONAI bundles,
+    CaPTk DeepMedic folders, older checkpoints) :func:`~.checkpoint.weights_hash` of the network's
+    tensors.
+    """
+    from .checkpoint import HASH_KEY, weights_hash
+
+    path = shipped_models().get(str(model.source)) or Path(str(model.source))
+    if path.is_file() and path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            recorded = (fh.metadata() or {}).get(HASH_KEY)
+        if recorded:
+            return recorded
+    return weights_hash(model.network.state_dict())
+
+
 def model_identity(name_or_path: str) -> str:
     """``"<name> (<family>), weights sha256 <first 16 hex>"`` of a model: what reports and DICOM-SEG name.
 
-    The hash is :func:`~.checkpoint.weights_hash` of the loaded network's tensors, so it identifies the
-    weights whatever file format they came in. Raises :class:`~...errors.ModelError` when the model
-    cannot be loaded.
+    The hash is :func:`weights_id`. Raises :class:`~...errors.ModelError` when the model cannot be loaded.
     """
-    from .checkpoint import weights_hash
-
     model = load_model(name_or_path, device="cpu")
-    return f"{model.spec.name} ({model.spec.family}), weights sha256 {weights_hash(model.network.state_dict())[:16]}"
+    return f"{model.spec.name} ({model.spec.family}), weights sha256 {weights_id(model)[:16]}"
