@@ -310,7 +310,7 @@ def _sstable(entries: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def _index_entries(path: Path) -> list[tuple[bytes, bytes]]:
-    from napari_brats_seg.core.models import tf_checkpoint as tf
+    from napari_brats_seg.core.models.deepmedic import tf_checkpoint as tf
 
     data = path.read_bytes()
     footer = data[-48:]

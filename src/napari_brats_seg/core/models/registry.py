@@ -304,7 +304,7 @@ def _installed_infos() -> list[dict[str, Any]]:
 def _installed_spec(folder: Path, manifest: dict[str, Any]) -> ModelSpec:
     """An installed model's spec without reading its weights (DeepMedic: from ``modelConfig.txt``)."""
     if manifest.get("kind") == "deepmedic" and (folder / "modelConfig.txt").is_file():
-        from .deepmedic_captk import _parse_config, arch_from_config, captk_spec
+        from .deepmedic.captk import _parse_config, arch_from_config, captk_spec
 
         return captk_spec(arch_from_config(_parse_config(folder / "modelConfig.txt")))
     return _spec_of(folder)
