@@ -68,7 +68,7 @@ def default_spec(config: TrainConfig, spacing: Sequence[float] = (1.0, 1.0, 1.0)
 
 def build_model(spec: ModelSpec) -> torch.nn.Module:
     """The network of ``spec``, built by the model registry."""
-    from .models.registry import build_network
+    from .models.families import build_network
 
     return build_network(spec)
 
@@ -170,7 +170,7 @@ def predict_sample(network: torch.nn.Module, spec: ModelSpec, sample: ds.Sample,
 
     if sample.placement is None:
         raise BratsSegError(f"sample {sample.case_id} has no placement (made by data.prepare_case)")
-    x, placement = pad_input(sample.image, sample.placement, spec, self_tiling=hasattr(network, "predict_volume"))
+    x, placement = pad_input(sample.image, sample.placement, spec, self_tiling=spec.self_tiling)
     out = run_network(network, spec, x, placement, device=device, precision="fp32", cancel=cancel,
                       what=f"validation case {sample.case_id}")
     return to_case_grid(out, placement, spec)[0]

@@ -339,3 +339,7 @@ def build_deepmedic(arch: dict[str, Any]) -> DeepMedic:
         raise ModelError(f"bad DeepMedic architecture arguments: {exc}") from exc
 
 
+
+def build_from_spec(spec: Any) -> DeepMedic:
+    """The :class:`DeepMedic` of a ``ModelSpec`` (its ``arch`` holds the constructor arguments)."""
+    return build_deepmedic(spec.arch)
