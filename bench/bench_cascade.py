@@ -46,7 +46,7 @@ def main() -> int:
     from napari_brats_seg.core.inference import predict
     from napari_brats_seg.core.io import read_case
     from napari_brats_seg.core.models.cascade import cascade_spec
-    from napari_brats_seg.core.models.registry import build_network
+    from napari_brats_seg.core.models.families import build_network
     from napari_brats_seg.core.models.spec import LoadedModel
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -60,7 +60,7 @@ TARGET_FRACTIONS = (0.04, 0.08, 0.02)
 def _network(seed: int, bias: list[float] | None, checkpoint: Path | None = None):
     import torch
 
-    from napari_brats_seg.core.models.registry import build_network
+    from napari_brats_seg.core.models.families import build_network
     from napari_brats_seg.core.models.unet3d import segresnet_spec
 
     if checkpoint is not None:

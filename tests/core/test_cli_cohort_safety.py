@@ -17,7 +17,7 @@ from _badfiles import header_only, with_sform
 
 from napari_brats_seg.cli import main
 from napari_brats_seg.core.models.checkpoint import save_checkpoint
-from napari_brats_seg.core.models.registry import build_network
+from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.unet3d import unet3d_spec
 from napari_brats_seg.core.outputs import read_provenance
 from napari_brats_seg.core.synth import write_cases

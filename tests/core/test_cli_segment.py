@@ -19,7 +19,7 @@ from napari_brats_seg.cli import main
 from napari_brats_seg.commands.segment import rank_share
 from napari_brats_seg.core.models import registry
 from napari_brats_seg.core.models.checkpoint import save_checkpoint
-from napari_brats_seg.core.models.registry import build_network
+from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.unet3d import unet3d_spec
 
 CROP = (32, 32, 24)

@@ -23,7 +23,7 @@ from napari_brats_seg.core.device import choose_precision, resolve_device
 from napari_brats_seg.core.errors import Cancelled, InferenceError, ModelError
 from napari_brats_seg.core.inference import SLICE_BATCH, Segmentation, plan_windows, predict
 from napari_brats_seg.core.io import read_case, write_labels
-from napari_brats_seg.core.models.registry import build_network
+from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.spec import LoadedModel, ModelSpec
 from napari_brats_seg.core.models.unet2d import unet2d_spec
 from napari_brats_seg.core.models.unet3d import unet3d_spec

@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from napari_brats_seg.core import data as ds
 from napari_brats_seg.core.errors import Cancelled
 from napari_brats_seg.core.losses import class_weights
 from napari_brats_seg.core.models.checkpoint import load_checkpoint
 from napari_brats_seg.core.progress import CancelToken
 from napari_brats_seg.core.synth import write_cases
-from napari_brats_seg.core.train import TrainConfig, train
-from napari_brats_seg.core.train_support import split_cases, state_path
+from napari_brats_seg.core.training import TrainConfig, TrainResult, train
+from napari_brats_seg.core.training import data as ds
+from napari_brats_seg.core.training.resume import state_path
+from napari_brats_seg.core.training.split import split_cases
 
 #: A 3-level DynUNet small enough to train in seconds.
 TINY_UNET = {"filters": [4, 8, 16], "kernel_size": [[3, 3, 3]] * 3, "strides": [[1, 1, 1], [2, 2, 2], [2, 2, 2]],
@@ -44,16 +45,24 @@ def _config(data: Path, out: Path, **kw) -> TrainConfig:
 
 
 @pytest.fixture(scope="module")
-def trained(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list]:
+def trained(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, TrainResult]:
     out = tmp_path_factory.mktemp("run") / "tiny.safetensors"
     calls: list = []
-    path = train(_config(synth_dir, out, epochs=6), on_progress=lambda d, t, m: calls.append((d, t)))
-    return path, calls
+    result = train(_config(synth_dir, out, epochs=6), on_progress=lambda d, t, m: calls.append((d, t)))
+    return result.checkpoint, calls, result
 
 
-def test_short_run_lowers_loss_and_writes_loadable_checkpoint(trained: tuple[Path, list]) -> None:
-    path, calls = trained
+def test_short_run_lowers_loss_and_writes_loadable_checkpoint(trained: tuple[Path, list, TrainResult]) -> None:
+    path, calls, result = trained
     assert calls[-1] == (24, 24) and [c[0] for c in calls] == list(range(1, 25))
+    # the result object says what the files say
+    assert result.checkpoint == path and result.state == state_path(path) and result.state.is_file()
+    assert result.log == path.with_name("tiny.log.csv") and result.plot == path.with_name("tiny.png")
+    assert result.epochs == len(result.history) == 6 and result.problems == [] and result.seconds > 0
+    assert result.best_dice is not None and result.last_dice is not None
+    assert abs(result.best_dice["mean"] - max(h["val_dice_mean"] for h in result.history)) < 1e-4
+    assert result.last_dice == {k[9:]: round(v, 4) for k, v in result.history[-1].items()
+                                if k.startswith("val_dice_")}
     rows = list(csv.DictReader(path.with_name("tiny.log.csv").open()))
     losses = [float(r["train_loss"]) for r in rows]
     assert len(rows) == 6
@@ -67,17 +76,20 @@ def test_short_run_lowers_loss_and_writes_loadable_checkpoint(trained: tuple[Pat
     assert len(prov["train_cases"]) == 3 and len(prov["val_cases"]) == 1
     assert not set(prov["train_cases"]) & set(prov["val_cases"])
     assert prov["epochs"] == 6 and set(prov["best_val_dice"]) >= {"WT", "TC", "ET"}
+    assert prov["best_val_dice"] == result.best_dice and prov["best_epoch"] == result.best_epoch
     with torch.no_grad():
         y = loaded.network(torch.zeros(1, 4, 20, 24, 28))
     assert tuple(y.shape) == (1, 3, 20, 24, 28)
 
 
-def test_resume_continues_epochs_and_optimiser(trained: tuple[Path, list], synth_dir: Path, tmp_path: Path) -> None:
-    src, _ = trained
+def test_resume_continues_epochs_and_optimiser(trained: tuple[Path, list, TrainResult], synth_dir: Path,
+                                               tmp_path: Path) -> None:
+    src, _, _ = trained
     out = tmp_path / "tiny.safetensors"
     for suffix in (".safetensors", ".train.safetensors", ".log.csv"):
         shutil.copy(src.with_name("tiny" + suffix), tmp_path / ("tiny" + suffix))
-    train(_config(synth_dir, out, epochs=8, resume=str(out)))
+    resumed = train(_config(synth_dir, out, epochs=8, resume=str(out)))
+    assert resumed.epochs == 8 and [h["epoch"] for h in resumed.history] == list(range(1, 9))
     rows = list(csv.DictReader((tmp_path / "tiny.log.csv").open()))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 9))
     from safetensors import safe_open
@@ -90,9 +102,9 @@ def test_resume_continues_epochs_and_optimiser(trained: tuple[Path, list], synth
     assert load_checkpoint(out).spec.provenance["epochs"] == 8
 
 
-def test_finetune_starts_from_weights_and_records_origin(trained: tuple[Path, list], synth_dir: Path,
+def test_finetune_starts_from_weights_and_records_origin(trained: tuple[Path, list, TrainResult], synth_dir: Path,
                                                          tmp_path: Path) -> None:
-    src, _ = trained
+    src, _, _ = trained
     out = tmp_path / "ft.safetensors"
     train(_config(synth_dir, out, epochs=1, iters_per_epoch=1, lr=1e-4, finetune=str(src), val_fraction=0.0))
     spec = load_checkpoint(out).spec
@@ -117,11 +129,9 @@ def test_broken_cases_are_reported_one_by_one(synth_dir: Path, tmp_path: Path) -
     text = {Path(p.source).name: p.reason for p in problems}
     assert "flair" in text[missing.name]
     assert "grid" in text[moved.name]
-    found: list = []
-    out = train(_config(data, tmp_path / "m.safetensors", epochs=1, iters_per_epoch=1, val_fraction=0.5),
-                problems=found)
-    assert len(found) == 2
-    assert len(load_checkpoint(out).spec.provenance["skipped"]) == 2
+    result = train(_config(data, tmp_path / "m.safetensors", epochs=1, iters_per_epoch=1, val_fraction=0.5))
+    assert sorted(Path(p.source).name for p in result.problems) == sorted([missing.name, moved.name])
+    assert len(load_checkpoint(result.checkpoint).spec.provenance["skipped"]) == 2
 
 
 def test_cancel_stops_training(synth_dir: Path, tmp_path: Path) -> None:
@@ -139,7 +149,7 @@ def test_cascade_trains_on_axial_patches(synth_dir: Path, tmp_path: Path) -> Non
     cfg = _config(synth_dir, tmp_path / "cas.safetensors", family="cascade", output_kind="labels",
                   arch={"kind": "input", "local_maps": 4, "global_maps": 4}, patch=(16, 16), epochs=1,
                   iters_per_epoch=2, class_balance=True, class_weighting=True)
-    loaded = load_checkpoint(train(cfg))
+    loaded = load_checkpoint(train(cfg).checkpoint)
     assert loaded.spec.family == "cascade" and loaded.spec.dims == 2 and loaded.spec.output == "labels"
     with torch.no_grad():
         assert tuple(loaded.network(torch.zeros(1, 4, 20, 18)).shape) == (1, 4, 20, 18)
@@ -183,7 +193,7 @@ def test_other_families_and_adversarial_term(synth_dir: Path, tmp_path: Path, fa
                                              patch: tuple, adversarial: float) -> None:
     cfg = _config(synth_dir, tmp_path / f"{family}.safetensors", family=family, arch=arch, patch=patch,
                   epochs=1, iters_per_epoch=2, adversarial=adversarial, val_fraction=0.0)
-    loaded = load_checkpoint(train(cfg))
+    loaded = load_checkpoint(train(cfg).checkpoint)
     assert loaded.spec.family == family and loaded.spec.provenance["adversarial"] == adversarial
     with torch.no_grad():
         y = loaded.network(torch.zeros(1, 4, *patch))

@@ -90,7 +90,7 @@ def make_tiny_model(*, channels: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
     """
     import torch
 
-    from napari_brats_seg.core.models.registry import build_network
+    from napari_brats_seg.core.models.families import build_network
     from napari_brats_seg.core.models.spec import LoadedModel
     from napari_brats_seg.core.models.unet3d import unet3d_spec
 

@@ -29,9 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _families() -> list[dict[str, object]]:
-    from ..core.models.registry import FAMILIES
+    from ..core.models.families import FAMILIES
 
-    return [{"family": k, "dims": v[2], "description": v[3], "source": v[4]} for k, v in FAMILIES.items()]
+    return [{"family": f.name, "dims": f.dims, "description": f.description, "source": f.source}
+            for f in FAMILIES.values()]
 
 
 def run(args: argparse.Namespace) -> int:

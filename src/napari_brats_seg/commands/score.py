@@ -15,7 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+#: Appended to the error of a map whose label scheme cannot be decided ({} is ``pred`` or ``gt``).
+SCHEME_HINT = "; choose it with --scheme-{} (brats2021, brats2023, msd)"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,95 +37,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     p.add_argument("--csv", metavar="OUT", help="also write one row per region / label to this CSV file")
     p.set_defaults(func=run)
-
-
-def _label_file(arg: str) -> tuple[Path, str | None]:
-    """The label file an argument names, and the layout its naming implies (None if unknown)."""
-    from ..core.errors import CaseError
-    from ..core.io import classify_file, find_case_files
-
-    path = Path(arg)
-    if path.is_dir():
-        cf = find_case_files(path)
-        if cf.seg is None:
-            raise CaseError("case folder has no ground-truth file (_seg / -seg)", path)
-        return cf.seg, cf.layout
-    if not path.exists():
-        raise CaseError("no such file or folder", path)
-    cls = classify_file(path)
-    return path, (cls[0] if cls and cls[2] == "seg" else None)
-
-
-def _read(path: Path, layout: str | None, scheme: str | None, other_scheme=None):
-    """Read a label map; if its scheme is ambiguous, fall back to ``other_scheme`` when that fits."""
-    from ..core import labels as lab
-    from ..core.errors import CaseError
-    from ..core.io import load_nifti, read_labels
-
-    if scheme is not None:
-        arr, sch, geo = read_labels(path, scheme=scheme)
-        return arr, sch, geo, "given"
-    try:
-        arr, sch, geo = read_labels(path, layout=layout)
-        return arr, sch, geo, "detected"
-    except CaseError:
-        data, _ = load_nifti(path, allow_empty=True)
-        try:
-            det = lab.detect_scheme(np.asarray(data).astype(np.int64))
-        except lab.LabelSchemeError:
-            raise  # values of no scheme: read_labels' message stands
-        if det.scheme is not None:
-            raise
-        if other_scheme is not None and other_scheme in det.candidates:
-            arr, sch, geo = read_labels(path, scheme=other_scheme)
-            return arr, sch, geo, "assumed from the other map"
-        raise
-
-
-def score_files(pred: str, gt: str, *, scheme_pred: str | None = None, scheme_gt: str | None = None,
-                lesion_dilation: int = 3, lesion_min_volume: float = 50.0) -> dict:
-    """Read two label maps (files or case folders) and score them; the JSON object ``score --json`` prints.
-
-    Raises
-    ------
-    CaseError
-        Unreadable files, a scheme that cannot be decided, or maps on different grids.
-    """
-    from ..core.errors import CaseError, LabelSchemeError
-    from ..core.io import AFFINE_ATOL
-    from ..core.metrics import compute_metrics
-
-    gpath, glayout = _label_file(gt)
-    ppath, playout = _label_file(pred)
-    hint = "; choose it with --scheme-{} (brats2021, brats2023, msd)"
-    try:
-        g, gs, ggeo, gvia = _read(gpath, glayout, scheme_gt)
-    except (CaseError, LabelSchemeError) as exc:
-        raise CaseError(f"{exc}{hint.format('gt') if 'choose' in str(exc) else ''}") from None
-    try:
-        p, ps, pgeo, pvia = _read(ppath, playout, scheme_pred, gs)
-    except (CaseError, LabelSchemeError) as exc:
-        raise CaseError(f"{exc}{hint.format('pred') if 'choose' in str(exc) else ''}") from None
-    if pgeo.internal_shape != ggeo.internal_shape:
-        raise CaseError(f"prediction lies on a different grid than the ground truth {gpath.name}: shape "
-                        f"{pgeo.shape} vs {ggeo.shape}", ppath)
-    diff = float(np.abs(pgeo.internal_affine - ggeo.internal_affine).max())
-    if diff > AFFINE_ATOL:
-        raise CaseError(f"prediction lies on a different grid than the ground truth {gpath.name}: affines "
-                        f"differ by up to {diff:.4g} mm", ppath)
-    spacing = ggeo.spacing
-    m = compute_metrics(p, g, spacing, lesionwise=True, lesion_dilation=lesion_dilation,
-                        min_lesion_volume_mm3=lesion_min_volume)
-    out = {r: m[r] for r in ("WT", "TC", "ET")}
-    out["labels"] = m["labels"]
-    out["lesionwise"] = m["lesionwise"]
-    out["inputs"] = {
-        "pred": {"file": str(ppath), "scheme": ps.name, "scheme_from": pvia},
-        "gt": {"file": str(gpath), "scheme": gs.name, "scheme_from": gvia},
-        "spacing_zyx_mm": list(spacing), "shape_zyx": list(ggeo.internal_shape),
-        "lesion_dilation": lesion_dilation, "lesion_min_volume_mm3": lesion_min_volume,
-    }
-    return out
 
 
 def _rows(res: dict) -> list[dict]:
@@ -173,10 +85,12 @@ def _print_table(res: dict) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import CaseError
+    from ..core.scoring import score_files
 
     res = score_files(args.pred, args.gt,
                       scheme_pred=args.scheme_pred or args.scheme, scheme_gt=args.scheme_gt or args.scheme,
-                      lesion_dilation=args.lesion_dilation, lesion_min_volume=args.lesion_min_volume)
+                      lesion_dilation=args.lesion_dilation, lesion_min_volume=args.lesion_min_volume,
+                      scheme_hint=SCHEME_HINT)
     if args.csv:
         out = Path(args.csv)
         if out.resolve() in {Path(res["inputs"][r]["file"]).resolve() for r in ("pred", "gt")}:

@@ -110,14 +110,6 @@ def output_scheme(requested: str, case: Any) -> str:
     return case.layout if case.layout in ("brats2023", "msd") else "brats2021"
 
 
-def write_map(data: Any, case: Any, path: Path, overwrite: bool) -> Path:
-    """Write a float32 internal ``(z, y, x)`` map in the case's source geometry, atomically."""
-    from ..core.io import save_image
-    from ..core.outputs import map_image
-
-    return save_image(map_image(data, case.geometry), path, overwrite=overwrite, protected=case.input_paths)
-
-
 class _Bar:
     """A plain-text progress bar on a stream (redrawn in place on a terminal)."""
 
@@ -177,7 +169,7 @@ def _segment_one(job: Any, model: Any, args: argparse.Namespace, bar: _Bar, prot
 
     from ..core.inference import predict
     from ..core.io import read_case
-    from ..core.outputs import OutputSet, label_image, map_image
+    from ..core.outputs import OutputSet
 
     post = {"et_min_voxels": args.et_min_voxels, "min_component_voxels": args.min_component_voxels,
             "keep_hierarchy": not args.no_hierarchy}
@@ -188,12 +180,7 @@ def _segment_one(job: Any, model: Any, args: argparse.Namespace, bar: _Bar, prot
     bar.close()
     outputs = OutputSet(job.case_id, job.identity(), str(job.source), protected)
     try:
-        outputs.add(label_image(seg.labels, case, output_scheme(args.scheme, case)), job.out, "seg")
-        for r, p in (seg.probabilities or {}).items():
-            if f"prob_{r}" in job.extras:
-                outputs.add(map_image(p, case.geometry), job.extras[f"prob_{r}"], f"prob_{r}")
-        if "uncertainty" in job.extras and seg.uncertainty is not None:
-            outputs.add(map_image(seg.uncertainty, case.geometry), job.extras["uncertainty"], "uncertainty")
+        outputs.add_segmentation(seg, case, output_scheme(args.scheme, case), job.out, job.extras)
         if args.native or args.dicom_seg:  # before the set's commit: a failure here leaves the case to do
             _export_to_source(job, case, seg, model, args)
         outputs.commit()

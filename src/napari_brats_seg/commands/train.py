@@ -75,7 +75,7 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.train import TrainConfig, train
+    from ..core.training import TrainConfig, train
 
     cfg = TrainConfig(
         data=list(args.data), output=args.output, family=args.family, output_kind=args.output_kind,
@@ -87,16 +87,11 @@ def run(args: argparse.Namespace) -> int:
         affine_prob=args.affine_prob, adversarial=args.adversarial, resume=args.resume,
         finetune=args.finetune, seed=args.seed, threads=args.threads, device=args.device)
     rank = int(os.environ.get("RANK", 0))
-    problems: list = []
-    out = train(cfg, on_progress=_Bar(not args.quiet and rank == 0), problems=problems)
+    result = train(cfg, on_progress=_Bar(not args.quiet and rank == 0))
     if rank == 0:
-        for prob in problems:
+        for prob in result.problems:
             print(f"skipped: {prob}", file=sys.stderr)
-        from ..core.train_support import _read_checkpoint
-
-        spec, _ = _read_checkpoint(out)
-        best = spec.provenance.get("best_val_dice")
-        print(f"wrote {out} ({spec.provenance.get('epochs')} epochs, {spec.provenance.get('seconds')} s)")
-        if best:
-            print("best validation Dice: " + ", ".join(f"{k} {v:.3f}" for k, v in best.items()))
+        print(f"wrote {result.checkpoint} ({result.epochs} epochs, {result.seconds} s)")
+        if result.best_dice:
+            print("best validation Dice: " + ", ".join(f"{k} {v:.3f}" for k, v in result.best_dice.items()))
     return 0

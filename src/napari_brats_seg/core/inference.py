@@ -2,8 +2,8 @@
 
 Pipeline (every step follows the model's :class:`~.models.spec.ModelSpec`)
 --------------------------------------------------------------------------
-1. The registry's ``check_compatible`` plus the output checks decoding needs: a model that does
-   not fit raises :class:`~.errors.ModelError` before any compute.
+1. :meth:`~.models.spec.ModelSpec.check_case`: a model that does not fit raises
+   :class:`~.errors.ModelError` before any compute.
 2. :func:`~.placement.prepare`: channels by modality name, resampling to the model's spacing when it
    differs, brain mask, normalisation, crop to the brain's box plus
    :data:`~.placement.BRAIN_MARGIN`, the model's voxel order, centred padding; it returns the
@@ -53,9 +53,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .case import Case, canonical_modality
+from .case import Case
 from .device import Precision, choose_precision, empty_cache, is_out_of_memory, resolve_device
-from .errors import BratsSegError, InferenceError, ModelError
+from .errors import BratsSegError, InferenceError
 from .memory import keep_freed_memory
 from .models.spec import LoadedModel, ModelSpec
 from .passes import (
@@ -92,34 +92,13 @@ class Segmentation:
     info
         ``model``, ``family``, ``source``, ``device``, ``dtype``, ``seconds``, ``windows`` (forward
         passes run), ``mode``, ``tta`` (passes averaged), ``window``, ``crop`` (the brain box, internal
-        axes), ``fallbacks`` (out-of-memory retries) and ``warnings`` (from ``check_compatible``).
+        axes), ``fallbacks`` (out-of-memory retries) and ``warnings`` (from ``spec.check_case``).
     """
 
     labels: np.ndarray
     probabilities: dict[str, np.ndarray] | None = None
     uncertainty: np.ndarray | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def _check_model(spec: ModelSpec, case: Case) -> list[str]:
-    """The registry's compatibility check plus what decoding needs; returns the warnings."""
-    from .models.registry import check_compatible
-
-    warn = list(check_compatible(spec, case) or [])
-    try:
-        names = [canonical_modality(m) for m in spec.channels]
-    except KeyError as exc:
-        raise ModelError(f"model {spec.name}: {exc.args[0]}") from None
-    missing = [m for m in names if m not in case.images]
-    if missing:
-        raise ModelError(f"model {spec.name} needs {', '.join(missing)}, which case {case.case_id} lacks")
-    if spec.output not in ("labels", "regions"):
-        raise ModelError(f"model {spec.name}: unknown output kind {spec.output!r}")
-    if spec.output == "regions" and set(spec.regions) != {"WT", "TC", "ET"}:
-        raise ModelError(f"model {spec.name}: region outputs must be WT, TC and ET, got {spec.regions}")
-    if spec.dims not in (2, 3):
-        raise ModelError(f"model {spec.name}: dims must be 2 or 3, got {spec.dims}")
-    return warn
 
 
 def _flip_sets(dims: int, axis: int, self_tiling: bool) -> list[tuple[int, ...]]:
@@ -148,7 +127,7 @@ def _one_pass(run: Runner, x: np.ndarray, spec: ModelSpec, flip: tuple[int, ...]
     tag = f"flip {member + 1}/{members}: " if members > 1 else ""
     axes = tuple(a + 1 for a in flip)
     xf = np.ascontiguousarray(np.flip(x, axis=axes)) if flip else x
-    if hasattr(run.network, "predict_volume"):
+    if spec.self_tiling:
         place = _tile_place(run.network, origin, image_shape, tuple(x.shape[1:]), flip)
         logits = pass_volume(run, xf, member, members, tag, place)
     elif spec.dims == 3:
@@ -164,7 +143,7 @@ def _one_pass(run: Runner, x: np.ndarray, spec: ModelSpec, flip: tuple[int, ...]
 
 def _units_per_pass(run: Runner, shape: Sequence[int], spec: ModelSpec, window: tuple[int, ...],
                     overlap: float) -> int:
-    if hasattr(run.network, "predict_volume"):
+    if spec.self_tiling:
         return 1
     if spec.dims == 3:
         return len(plan_windows(shape, window, overlap))
@@ -177,7 +156,7 @@ def _run_members(run: Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple[
                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Mean probabilities over the flips, plus the sum and sum of squares of region probabilities."""
     run.total, run.done = _units_per_pass(run, x.shape[1:], spec, window, overlap) * len(flips), 0
-    if not hasattr(run.network, "predict_volume"):  # a self-tiling network announces its own total
+    if not spec.self_tiling:  # a self-tiling network announces its own total
         report(run.on_progress, 0, run.total, "starting")
     mean: np.ndarray | None = None
     s1 = s2 = None
@@ -229,7 +208,7 @@ class NetworkOutput:
 @contextmanager
 def _on_device(net: Any, dev: torch.device, prec: Precision) -> Iterator[None]:
     """``net`` on ``dev`` (channels-last when ``prec`` asks) for the block, back home afterwards."""
-    first_param = next(iter(net.parameters()), None) if hasattr(net, "parameters") else None
+    first_param = next(iter(net.parameters()), None) if isinstance(net, torch.nn.Module) else None
     home = first_param.device if first_param is not None else torch.device("cpu")
     try:
         net.to(dev)
@@ -265,7 +244,7 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
     InferenceError
         The network failed, or ran out of memory on every fallback (``what`` names the case).
     """
-    self_tiling = hasattr(network, "predict_volume")
+    self_tiling = spec.self_tiling
     first_window = window = _windows(x.shape[1:], spec, self_tiling)
     flips = _flip_sets(spec.dims, slice_axis(spec.orientation), self_tiling) if tta else [()]
     origin, image_shape = placement.origin()
@@ -410,12 +389,12 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     keep_freed_memory()
     spec = model.spec
     opts = check_options(postprocess)
-    warn = _check_model(spec, case)
+    warn = spec.check_case(case)
     dev = resolve_device(device)
     check(cancel)
     # the whole-case copies are freed inside prepare(), before the network runs: its feature maps
     # then reuse their pages (core.memory), which spares page faults on the first case of a process
-    x, placement = prepare(case, spec, crop=crop, self_tiling=hasattr(model.network, "predict_volume"))
+    x, placement = prepare(case, spec, crop=crop, self_tiling=spec.self_tiling)
     out = run_network(model.network, spec, x, placement, device=dev, precision=precision, tta=tta,
                       overlap=overlap, want_regions=probabilities or tta, keep_hierarchy=opts["keep_hierarchy"],
                       on_progress=on_progress, cancel=cancel, what=f"case {case.case_id}")

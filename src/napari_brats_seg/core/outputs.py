@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -289,6 +290,30 @@ class OutputSet:
         except OSError as exc:
             self.discard()
             raise output_error(exc, out) from None
+
+    def add_segmentation(self, seg: Any, case: Case, scheme: str, out: Path, extras: Mapping[str, Path]) -> None:
+        """Stage a prediction's maps, each in the case's source geometry (voxel for voxel).
+
+        Parameters
+        ----------
+        seg
+            A :class:`~.inference.Segmentation` (``labels``, ``probabilities``, ``uncertainty``).
+        case
+            The case it segments.
+        scheme
+            The label scheme of the label map.
+        out
+            The label map's path (role ``seg``, added first: the set's commit mark).
+        extras
+            Role -> path of the other maps to write: ``prob_WT``, ``prob_TC``, ``prob_ET`` (float32
+            region probabilities) and ``uncertainty``; a role whose map ``seg`` lacks is skipped.
+        """
+        self.add(label_image(seg.labels, case, scheme), out, "seg")
+        for region, prob in (seg.probabilities or {}).items():
+            if f"prob_{region}" in extras:
+                self.add(map_image(prob, case.geometry), extras[f"prob_{region}"], f"prob_{region}")
+        if "uncertainty" in extras and seg.uncertainty is not None:
+            self.add(map_image(seg.uncertainty, case.geometry), extras["uncertainty"], "uncertainty")
 
     def commit(self) -> list[Path]:
         """Rename every staged file into place, the first one added (the label map) last."""

@@ -121,7 +121,7 @@ def _segment_back_onto_the_source(case_dir: Path, series: object, tmp_path: Path
     from napari_brats_seg.core import labels as lab
     from napari_brats_seg.core.clinical import export
     from napari_brats_seg.core.models.checkpoint import save_checkpoint
-    from napari_brats_seg.core.models.registry import build_network
+    from napari_brats_seg.core.models.families import build_network
     from napari_brats_seg.core.models.unet3d import unet3d_spec
 
     spec = unet3d_spec("tiny-clinical", output="regions", filters=[4, 4, 4], kernel_size=[[3, 3, 3]] * 3,

@@ -98,7 +98,7 @@ def test_mirror_padded_fc_layer_runs_tile_by_tile() -> None:
 
 
 def test_first_fc_layer_on_repeated_maps_equals_a_low_resolution_transposed_convolution() -> None:
-    from napari_brats_seg.core.models import deepmedic_infer as inf
+    from napari_brats_seg.core.models.deepmedic import fast as inf
 
     net = _tiny(3)
     gen = torch.Generator().manual_seed(0)

@@ -24,7 +24,8 @@ from safetensors.torch import save_file
 
 from napari_brats_seg.core.errors import ModelError
 from napari_brats_seg.core.models.checkpoint import FORMAT_NAME, load_checkpoint, read_spec, save_checkpoint
-from napari_brats_seg.core.models.registry import build_network, list_models, load_model
+from napari_brats_seg.core.models.families import build_network
+from napari_brats_seg.core.models.registry import list_models, load_model
 from napari_brats_seg.core.models.spec import ModelSpec
 from napari_brats_seg.core.models.unet2d import unet2d_spec
 
@@ -310,7 +311,7 @@ def _sstable(entries: list[tuple[bytes, bytes]]) -> bytes:
 
 
 def _index_entries(path: Path) -> list[tuple[bytes, bytes]]:
-    from napari_brats_seg.core.models import tf_checkpoint as tf
+    from napari_brats_seg.core.models.deepmedic import tf_checkpoint as tf
 
     data = path.read_bytes()
     footer = data[-48:]

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_brats_seg.core.models.cascade import PATCH_SIZE, CascadeCNN, TwoPathCNN, cascade_spec
-from napari_brats_seg.core.models.registry import build_network
+from napari_brats_seg.core.models.families import build_network
 
 
 def test_twopath_layer_sizes_are_the_papers() -> None:

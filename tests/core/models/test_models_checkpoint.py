@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 from napari_brats_seg.core.errors import ModelError
 from napari_brats_seg.core.models.cascade import cascade_spec
 from napari_brats_seg.core.models.checkpoint import load_checkpoint, read_spec, save_checkpoint
-from napari_brats_seg.core.models.registry import build_network, load_model
+from napari_brats_seg.core.models.families import build_network
+from napari_brats_seg.core.models.registry import load_model
 from napari_brats_seg.core.models.spec import ModelSpec
 from napari_brats_seg.core.models.unet2d import unet2d_spec
 from napari_brats_seg.core.models.unet3d import segresnet_spec, unet3d_spec

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from napari_brats_seg.core.errors import ModelError
-from napari_brats_seg.core.models.registry import FAMILIES, build_network
+from napari_brats_seg.core.models.families import FAMILIES, build_network, family
 from napari_brats_seg.core.models.unet2d import unet2d_spec
 from napari_brats_seg.core.models.unet3d import segresnet_spec, unet3d_spec
 
@@ -90,3 +90,22 @@ def test_unknown_family_and_dims_mismatch_are_model_errors() -> None:
 def test_bad_arch_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="segresnet"):
         build_network(segresnet_spec(init_filters=4))  # group norm with 8 groups needs multiples of 8
+
+
+def test_family_table_makes_default_specs_and_declares_self_tiling() -> None:
+    # one builder signature, build(spec); the default spec maker of each family makes a spec of it
+    for fam in FAMILIES.values():
+        if fam.spec_maker is None:
+            assert fam.name == "bundle"  # a bundle's spec comes with the bundle
+            with pytest.raises(ModelError, match="no default spec"):
+                fam.default_spec()
+            continue
+        spec = fam.default_spec()
+        assert spec.family == fam.name and spec.dims == fam.dims
+        assert spec.self_tiling == fam.self_tiling == (fam.name == "deepmedic")
+    net = family("deepmedic").build(family("deepmedic").default_spec())
+    assert hasattr(net, "predict_volume") and net.n_classes == 5
+    with pytest.raises(ModelError, match="unknown model family 'nope'"):
+        family("nope")
+    with pytest.raises(AttributeError):
+        family("unet3d").dims = 2  # type: ignore[misc]  # frozen

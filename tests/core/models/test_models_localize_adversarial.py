@@ -10,8 +10,8 @@ from skimage.draw import polygon2mask
 from napari_brats_seg.core.case import Case
 from napari_brats_seg.core.labels import region_masks
 from napari_brats_seg.core.models.adversarial import Discriminator, adversarial_losses
+from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.localize import SliceClassifier, contours_as_shapes, slice_contours, slice_presence
-from napari_brats_seg.core.models.registry import build_network
 from napari_brats_seg.core.models.unet2d import unet2d_spec
 
 

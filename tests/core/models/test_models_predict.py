@@ -9,7 +9,7 @@ import torch
 from napari_brats_seg.core.case import Case
 from napari_brats_seg.core.inference import predict
 from napari_brats_seg.core.models.cascade import cascade_spec
-from napari_brats_seg.core.models.registry import build_network
+from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.spec import LoadedModel
 from napari_brats_seg.core.models.unet2d import unet2d_spec
 from napari_brats_seg.core.models.unet3d import segresnet_spec, unet3d_spec

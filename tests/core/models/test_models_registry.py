@@ -1,4 +1,4 @@
-"""load_model dispatch, list_models / ``brats-seg models``, and check_compatible before compute."""
+"""load_model dispatch, list_models / ``brats-seg models``, and spec.check_case before compute."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from napari_brats_seg.core.case import Case
 from napari_brats_seg.core.errors import ModelError
 from napari_brats_seg.core.models import registry
 from napari_brats_seg.core.models.checkpoint import save_checkpoint
-from napari_brats_seg.core.models.registry import build_network, check_compatible, list_models, load_model
+from napari_brats_seg.core.models.families import build_network
+from napari_brats_seg.core.models.registry import list_models, load_model
 from napari_brats_seg.core.models.unet2d import unet2d_spec
 from napari_brats_seg.core.models.unet3d import segresnet_spec, unet3d_spec
 
@@ -26,46 +27,46 @@ def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", build_network(spec), spec)
 
 
-def test_check_compatible_accepts_a_real_case(crop_case: Case) -> None:
-    assert check_compatible(unet3d_spec(), crop_case) == []
-    assert check_compatible(segresnet_spec(), crop_case) == []
+def test_check_case_accepts_a_real_case(crop_case: Case) -> None:
+    assert unet3d_spec().check_case(crop_case) == []
+    assert segresnet_spec().check_case(crop_case) == []
 
 
 def test_missing_modality_is_named(crop_case: Case) -> None:
     no_flair = dataclasses.replace(crop_case, images={k: v for k, v in crop_case.images.items() if k != "flair"})
     with pytest.raises(ModelError, match="has no flair"):
-        check_compatible(segresnet_spec(), no_flair)
+        segresnet_spec().check_case(no_flair)
 
 
 def test_channel_count_and_dims_are_checked(crop_case: Case) -> None:
     spec = unet3d_spec()
     spec.arch["in_channels"] = 3
     with pytest.raises(ModelError, match="takes 3 input channels but lists 4"):
-        check_compatible(spec, crop_case)
+        spec.check_case(crop_case)
     flat = dataclasses.replace(crop_case, images={k: v[0] for k, v in crop_case.images.items()})
     with pytest.raises(ModelError, match="needs 3D images"):
-        check_compatible(unet3d_spec(), flat)
+        unet3d_spec().check_case(flat)
     uneven = dict(crop_case.images)
     uneven["t2"] = uneven["t2"][:, :, :10]
     with pytest.raises(ModelError, match="differ in shape"):
-        check_compatible(unet3d_spec(), dataclasses.replace(crop_case, images=uneven))
+        unet3d_spec().check_case(dataclasses.replace(crop_case, images=uneven))
     spec = unet3d_spec(patch_size=(96, 96))
     with pytest.raises(ModelError, match="does not have 3 dimensions"):
-        check_compatible(spec, crop_case)
+        spec.check_case(crop_case)
     spec = unet3d_spec()
     spec.orientation = "LPX"
     with pytest.raises(ModelError, match="orientation 'LPX'"):
-        check_compatible(spec, crop_case)
+        spec.check_case(crop_case)
     spec = unet3d_spec()
     spec.regions = ("WT", "XX", "ET")
     with pytest.raises(ModelError, match="region outputs"):
-        check_compatible(spec, crop_case)
+        spec.check_case(crop_case)
 
 
 def test_spacing_mismatch_is_a_warning(crop_case: Case) -> None:
     spec = unet3d_spec()
     spec.spacing = (2.0, 2.0, 2.0)
-    warnings = check_compatible(spec, crop_case)
+    warnings = spec.check_case(crop_case)
     assert len(warnings) == 1 and "2.0" in warnings[0]
 
 

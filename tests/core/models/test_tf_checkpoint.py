@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from napari_brats_seg.core.errors import ModelError
-from napari_brats_seg.core.models.tf_checkpoint import read_checkpoint, read_index
+from napari_brats_seg.core.models.deepmedic.tf_checkpoint import read_checkpoint, read_index
 
 
 def test_every_net_variable_matches_tensorflow_exactly(deepmedic_dir: Path) -> None:

@@ -225,7 +225,7 @@ def load_bundle(folder: PathLike, device: str = "cpu") -> LoadedModel:
         For a folder that is no bundle, a network_def that is not a literal MONAI network, missing
         or unreadable weights, or weights that do not fit the network.
     """
-    from .registry import build_network
+    from .families import build_network
 
     folder = Path(folder)
     spec = read_bundle_spec(folder)

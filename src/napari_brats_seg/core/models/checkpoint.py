@@ -17,7 +17,7 @@ key                          value
                              have none and load unchecked.
 ===========================  ==============================================================
 
-The tensors are the network's ``state_dict`` as :func:`~.registry.build_network` builds it. A
+The tensors are the network's ``state_dict`` as :func:`~.families.build_network` builds it. A
 spec of family ``bundle`` carries a MONAI ``network_def``: it is validated against the allowlist of
 :mod:`.monai_nets` when the spec is read, so not even describing such a file runs code.
 """
@@ -106,7 +106,7 @@ def save_checkpoint(path: PathLike, network: nn.Module, spec: ModelSpec) -> Path
     path
         Target file; ``.safetensors`` is appended when it has no suffix.
     network
-        The module built by :func:`~.registry.build_network` for ``spec``.
+        The module built by :func:`~.families.build_network` for ``spec``.
     spec
         Its metadata.
 
@@ -229,7 +229,7 @@ def load_checkpoint(path: PathLike, device: str = "cpu") -> LoadedModel:
     """
     from safetensors.torch import load_model
 
-    from .registry import build_network
+    from .families import build_network
 
     path = Path(path)
     spec = read_spec(path)

@@ -1,24 +1,23 @@
-"""Model families, loading by name or path, listing, and compatibility checks.
+"""Loading models by name or path, listing them, and choosing the default one.
 
-- :func:`build_network` builds the ``torch.nn.Module`` a :class:`ModelSpec` describes.
+The families (what a spec builds) are in :mod:`.families`; a spec checks a case itself
+(:meth:`.spec.ModelSpec.check_case`).
+
 - :func:`load_model` accepts a shipped model's name (``weights/<name>.safetensors`` inside the
   package), a checkpoint file (:mod:`.checkpoint`), a MONAI bundle folder (:mod:`.bundle`) or a
   CaPTk DeepMedic folder (:mod:`.deepmedic`).
 - :func:`list_models` describes shipped models and given paths without loading weights where the
   format allows.
-- :func:`check_compatible` raises :class:`ModelError` before any compute when a model cannot
-  segment a case.
+- :func:`best_model` / :func:`default_model`: the best shipped or installed model by its Dice record.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..case import canonical_modality
 from ..errors import ModelError
 from ..labels import REGIONS
 from .spec import LoadedModel, ModelSpec
@@ -27,47 +26,6 @@ PathLike = str | os.PathLike
 
 #: Folder of the shipped checkpoints (``napari_brats_seg/weights``).
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
-
-#: family -> (module, builder, dims, description, source)
-FAMILIES: dict[str, tuple[str, str, int, str, str]] = {
-    "unet3d": ("unet3d", "build_unet3d", 3, "3D U-Net (DynUNet): residual blocks, instance norm, leaky ReLU, "  # noqa: ISC004
-               "deep supervision", "Isensee et al. 2017/2018; MONAI DynUNet"),
-    "segresnet": ("unet3d", "build_segresnet", 3, "SegResNet, brats_mri_segmentation bundle configuration",
-                  "Myronenko 2018; MONAI model zoo"),
-    "cascade": ("cascade", "build_cascade", 2, "TwoPathCNN / Input-, Local-, MFCascadeCNN, fully convolutional",
-                "Havaei et al. 2017, Medical Image Analysis 35"),
-    "deepmedic": ("deepmedic", "build_deepmedic", 3, "multi-scale 3D CNN with subsampled pathways",
-                  "Kamnitsas et al. 2017; CaPTk"),
-    "unet2d": ("unet2d", "build_unet2d", 2, "2D U-Net (MONAI BasicUNet) on axial slices", "Ronneberger et al. 2015"),
-    "resunet2d": ("unet2d", "build_unet2d", 2, "2D U-Net with a ResNet-50 encoder (MONAI FlexibleUNet)",
-                  "He et al. 2016; MONAI FlexibleUNet"),
-    "attunet2d": ("unet2d", "build_unet2d", 2, "2D Attention U-Net (MONAI AttentionUnet)", "Oktay et al. 2018"),
-    "bundle": ("bundle", "build_bundle_network", 3, "an allowlisted MONAI network of a bundle's network_def",
-               "MONAI model zoo bundles"),
-}
-
-
-def build_network(spec: ModelSpec) -> Any:
-    """The untrained ``torch.nn.Module`` of ``spec`` (same spatial size in and out).
-
-    Raises
-    ------
-    ModelError
-        For an unknown family or constructor arguments the family rejects.
-    """
-    if spec.family not in FAMILIES:
-        raise ModelError(f"unknown model family {spec.family!r}; known: {', '.join(FAMILIES)}")
-    module, builder, dims, _, _ = FAMILIES[spec.family]
-    if spec.dims != dims:
-        raise ModelError(f"model {spec.name!r}: family {spec.family} is {dims}D but the spec says dims={spec.dims}")
-    try:
-        mod = importlib.import_module(f"{__package__}.{module}")
-        build = getattr(mod, builder)
-    except (ImportError, AttributeError) as exc:
-        raise ModelError(f"model family {spec.family!r} is not available in this installation ({exc})") from None
-    # deepmedic.build_deepmedic takes the constructor arguments; the other builders take the spec
-    return build(spec.arch) if spec.family == "deepmedic" else build(spec)
-
 
 def _is_bundle(folder: Path) -> bool:
     return (folder / "configs" / "metadata.json").is_file() and any(
@@ -209,72 +167,6 @@ def list_models(extra: Iterable[PathLike] = ()) -> list[dict[str, Any]]:
     return out + _installed_infos()
 
 
-def check_compatible(spec: ModelSpec, case: Any) -> list[str]:
-    """Check, before any compute, that a model can segment a case.
-
-    Parameters
-    ----------
-    spec
-        The model's metadata.
-    case
-        A :class:`~napari_brats_seg.core.case.Case` (``images`` and ``spacing`` are used).
-
-    Returns
-    -------
-    list of str
-        Warnings that do not prevent running (e.g. a voxel spacing other than the training one).
-
-    Raises
-    ------
-    ModelError
-        Naming what does not fit: a missing modality, a channel count the network does not take,
-        images that are not 3D or differ in shape, an unknown orientation or output description.
-    """
-    import numpy as np
-
-    from ..preprocess import to_model_axes
-
-    name = f"model {spec.name!r}"
-    try:
-        wanted = [canonical_modality(c) for c in spec.channels]
-    except KeyError as exc:
-        raise ModelError(f"{name} asks for an unknown input channel: {exc.args[0]}") from None
-    arch_in = spec.arch.get("in_channels")
-    if arch_in is not None and int(arch_in) != len(wanted):
-        raise ModelError(f"{name} takes {arch_in} input channels but lists {len(wanted)} ({', '.join(wanted)})")
-    missing = [c for c in wanted if c not in case.images]
-    if missing:
-        raise ModelError(f"{name} needs {', '.join(wanted)}; case {case.case_id} has no "
-                         f"{', '.join(missing)} (it has {', '.join(case.images) or 'nothing'})")
-    shapes = {c: tuple(case.images[c].shape) for c in wanted}
-    for c, shp in shapes.items():
-        if len(shp) != 3:
-            raise ModelError(f"{name} needs 3D images; {c} of case {case.case_id} has shape {shp}")
-    if len(set(shapes.values())) > 1:
-        raise ModelError(f"{name}: the channels of case {case.case_id} differ in shape: {shapes}")
-    if spec.dims not in (2, 3):
-        raise ModelError(f"{name} has dims={spec.dims}; only 2 (axial slices) and 3 are supported")
-    if spec.patch_size is not None and len(spec.patch_size) != spec.dims:
-        raise ModelError(f"{name}: patch size {spec.patch_size} does not have {spec.dims} dimensions")
-    try:
-        to_model_axes(np.zeros((1, 1, 1), np.float32), spec.orientation)
-    except (ValueError, KeyError):
-        raise ModelError(f"{name}: orientation {spec.orientation!r} is not axis codes like 'LPS'") from None
-    if spec.output == "regions":
-        if not spec.regions or set(spec.regions) - set(REGIONS):
-            raise ModelError(f"{name}: region outputs {spec.regions} are not among {', '.join(REGIONS)}")
-    elif spec.output == "labels":
-        if not spec.classes or set(spec.classes) - {-1, 0, 1, 2, 3, 4}:
-            raise ModelError(f"{name}: output classes {spec.classes} are not internal classes 0-4 (or -1)")
-    else:
-        raise ModelError(f"{name}: output {spec.output!r} is neither 'labels' nor 'regions'")
-    warnings = []
-    spacing = tuple(getattr(case, "spacing", spec.spacing))
-    if len(spec.spacing) == 3 and any(abs(a - b) > 0.25 * b for a, b in zip(sorted(spacing), sorted(spec.spacing))):
-        warnings.append(f"{name} was trained at {spec.spacing} mm voxels; case {case.case_id} has {spacing} mm")
-    return warnings
-
-
 # -- installed publishers' models and the default choice ------------------------------------------
 #: Dice records in the order they rank a model (the first one a model has is used).
 RECORD_ORDER = ("cross_validated", "held_out", "reported")
@@ -304,7 +196,7 @@ def _installed_infos() -> list[dict[str, Any]]:
 def _installed_spec(folder: Path, manifest: dict[str, Any]) -> ModelSpec:
     """An installed model's spec without reading its weights (DeepMedic: from ``modelConfig.txt``)."""
     if manifest.get("kind") == "deepmedic" and (folder / "modelConfig.txt").is_file():
-        from .deepmedic_captk import _parse_config, arch_from_config, captk_spec
+        from .deepmedic.captk import _parse_config, arch_from_config, captk_spec
 
         return captk_spec(arch_from_config(_parse_config(folder / "modelConfig.txt")))
     return _spec_of(folder)

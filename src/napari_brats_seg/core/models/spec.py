@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import LabelSchemeError, ModelError
-from ..labels import SCHEMES, get_scheme
+from ..labels import REGIONS, SCHEMES, get_scheme
+from .families import is_self_tiling
 
 #: Version of the checkpoint metadata layout.
 FORMAT_VERSION = 1
@@ -112,6 +113,39 @@ class ModelSpec:
             raise ModelError(f"model {self.name!r}: label_scheme {self.label_scheme!r} is not a known label scheme "
                              f"({', '.join(SCHEMES)})") from None
 
+    @property
+    def self_tiling(self) -> bool:
+        """Whether the network tiles the volume itself (its family's :attr:`~.families.Family.self_tiling`)."""
+        return is_self_tiling(self.family)
+
+    def check_case(self, case: Any) -> list[str]:
+        """Check, before any compute, that this model can segment ``case``.
+
+        Parameters
+        ----------
+        case
+            A :class:`~napari_brats_seg.core.case.Case` (``case_id``, ``images`` and ``spacing`` are used).
+
+        Returns
+        -------
+        list of str
+            Warnings that do not prevent running (a voxel spacing far from the training one).
+
+        Raises
+        ------
+        ModelError
+            Naming what does not fit: an unknown or missing modality, a channel count the network does
+            not take, images that are not 3D or differ in shape, dims other than 2 or 3, a patch size
+            of other dims, an unknown orientation, an output that decoding cannot read.
+        """
+        _check_channels(self, case)
+        _check_layout(self)
+        _check_outputs(self)
+        spacing = tuple(getattr(case, "spacing", self.spacing))
+        if len(self.spacing) == 3 and any(abs(a - b) > 0.25 * b for a, b in zip(sorted(spacing), sorted(self.spacing))):
+            return [f"model {self.name!r} was trained at {self.spacing} mm voxels; case {case.case_id} has {spacing} mm"]
+        return []
+
     def to_json(self) -> str:
         """Serialise to a JSON string."""
         return json.dumps(asdict(self), sort_keys=True)
@@ -128,6 +162,62 @@ class ModelSpec:
         if unknown:
             raise ValueError(f"unknown model metadata keys: {sorted(unknown)}")
         return cls(**data)
+
+
+def _check_channels(spec: ModelSpec, case: Any) -> None:
+    """The spec's channels are known modalities, as many as the network takes, present, 3D, one shape."""
+    from ..case import canonical_modality
+
+    name = f"model {spec.name!r}"
+    try:
+        wanted = [canonical_modality(c) for c in spec.channels]
+    except KeyError as exc:
+        raise ModelError(f"{name} asks for an unknown input channel: {exc.args[0]}") from None
+    arch_in = spec.arch.get("in_channels")
+    if arch_in is not None and int(arch_in) != len(wanted):
+        raise ModelError(f"{name} takes {arch_in} input channels but lists {len(wanted)} ({', '.join(wanted)})")
+    missing = [c for c in wanted if c not in case.images]
+    if missing:
+        raise ModelError(f"{name} needs {', '.join(wanted)}; case {case.case_id} has no "
+                         f"{', '.join(missing)} (it has {', '.join(case.images) or 'nothing'})")
+    shapes = {c: tuple(case.images[c].shape) for c in wanted}
+    for c, shp in shapes.items():
+        if len(shp) != 3:
+            raise ModelError(f"{name} needs 3D images; {c} of case {case.case_id} has shape {shp}")
+    if len(set(shapes.values())) > 1:
+        raise ModelError(f"{name}: the channels of case {case.case_id} differ in shape: {shapes}")
+
+
+def _check_layout(spec: ModelSpec) -> None:
+    """Dims 2 or 3, a patch size of those dims, an orientation of axis codes."""
+    import numpy as np
+
+    from ..preprocess import to_model_axes
+
+    name = f"model {spec.name!r}"
+    if spec.dims not in (2, 3):
+        raise ModelError(f"{name} has dims={spec.dims}; only 2 (axial slices) and 3 are supported")
+    if spec.patch_size is not None and len(spec.patch_size) != spec.dims:
+        raise ModelError(f"{name}: patch size {spec.patch_size} does not have {spec.dims} dimensions")
+    try:
+        to_model_axes(np.zeros((1, 1, 1), np.float32), spec.orientation)
+    except (ValueError, KeyError):
+        raise ModelError(f"{name}: orientation {spec.orientation!r} is not axis codes like 'LPS'") from None
+
+
+def _check_outputs(spec: ModelSpec) -> None:
+    """Outputs decoding can read: internal classes for ``labels``, each of WT, TC and ET for ``regions``."""
+    name = f"model {spec.name!r}"
+    if spec.output == "regions":
+        if not spec.regions or set(spec.regions) - set(REGIONS):
+            raise ModelError(f"{name}: region outputs {spec.regions} are not among {', '.join(REGIONS)}")
+        if set(spec.regions) != {"WT", "TC", "ET"}:
+            raise ModelError(f"{name}: region outputs must be WT, TC and ET, got {spec.regions}")
+    elif spec.output == "labels":
+        if not spec.classes or set(spec.classes) - {-1, 0, 1, 2, 3, 4}:
+            raise ModelError(f"{name}: output classes {spec.classes} are not internal classes 0-4 (or -1)")
+    else:
+        raise ModelError(f"{name}: output {spec.output!r} is neither 'labels' nor 'regions'")
 
 
 @dataclass

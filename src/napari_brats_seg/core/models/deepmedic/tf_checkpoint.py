@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelError
+from ...errors import ModelError
 
 #: leveldb table magic number (last 8 bytes of the file).
 _TABLE_MAGIC = 0xDB4775248B80FB57

@@ -1,7 +1,7 @@
 """DeepMedic inference on a whole padded volume: the original's tiles, computed with less work.
 
-:meth:`DeepMedic.predict_volume <napari_brats_seg.core.models.deepmedic.DeepMedic.predict_volume>`
-plans DeepMedic's tiles (:mod:`.deepmedic_tiling`) and calls :func:`run_tiles`, which gives the same
+:meth:`DeepMedic.predict_volume <napari_brats_seg.core.models.deepmedic.network.DeepMedic.predict_volume>`
+plans DeepMedic's tiles (:mod:`.tiling`) and calls :func:`run_tiles`, which gives the same
 logits as running every tile through the whole network (a test checks it to float tolerance) by
 splitting the network where its parts stop depending on the tile:
 
@@ -28,17 +28,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..progress import CancelToken, ProgressCallback, check, report
-from .deepmedic_tiling import subsampled_segment
+from ...progress import CancelToken, ProgressCallback, check, report
+from .tiling import subsampled_segment
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .deepmedic import DeepMedic
+    from .network import DeepMedic
 
 
 def bf16_cpu(x: torch.Tensor) -> bool:
@@ -138,24 +139,48 @@ def residual(earlier: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch.device,
-              on_progress: ProgressCallback | None, cancel: CancelToken | None, batch_size: int,
-              slab: int, block: int) -> torch.Tensor:
-    """Logits ``(n_classes, *padded.shape)`` of DeepMedic's tiles of ``plan`` (see the module doc)."""
-    if net.rec_field_net == net.rec_field:  # mirror-padded first FC layer: tile by tile
-        return _run_whole_tiles(net, plan, bf16=bf16, device=device, on_progress=on_progress, cancel=cancel,
-                                batch_size=batch_size)
-    padded, tiles, bg, has_brain = plan["padded"], plan["tiles"], plan["background"], plan["has_brain"]
-    n_out, p = net.out_size, net.path_out_size
+@dataclass(frozen=True)
+class _Work:
+    """Where :func:`run_tiles` computes: the output blocks that hold brain and the units the FC layers run on.
+
+    Attributes
+    ----------
+    blk
+        Output block size (``block`` when it divides the tile's output, else the whole output).
+    k, c0
+        The first FC layer's kernel and its centre offset.
+    kept
+        Per tile, the offsets of its output blocks that hold brain.
+    units
+        ``(tile index, offset in the tile's output, size)``: where the FC layers run.
+    f_lo, box
+        The normal pathway's maps are needed from ``f_lo`` (padded-image coordinates), over ``box``.
+    windows
+        Each unit's input window in the padded image, ``((lo, hi),) * 3``.
+    """
+
+    blk: int
+    k: int
+    c0: int
+    kept: list[list[tuple[int, int, int]]]
+    units: list[tuple[int, tuple[int, int, int], int]]
+    f_lo: list[int]
+    box: tuple[int, ...]
+    windows: list[tuple[tuple[int, int], ...]]
+
+
+def _plan_work(net: DeepMedic, plan: dict[str, Any], block: int) -> _Work:
+    """The brain blocks of each tile and the units the FC layers run on (see :class:`_Work`)."""
+    tiles, has_brain = plan["tiles"], plan["has_brain"]
+    n_out = net.out_size
     half = (net.rec_field_net - 1) // 2
     k = net.rec_field_net - net.rec_field + 1  # the first FC layer's kernel
-    c0 = (k - 1) // 2
     blk = block if n_out % block == 0 else n_out
     offsets = [(i, j, l) for i in range(0, n_out, blk) for j in range(0, n_out, blk) for l in range(0, n_out, blk)]
     # output blocks of each tile that hold brain; the FC layers run on a tile's whole output when that
     # is cheaper than running them on its brain blocks one by one (each needs k - 1 voxels of context)
     kept = [[o for o in offsets if has_brain(tuple(v + half + oo for v, oo in zip(t, o)), blk)] for t in tiles]
-    units = []  # (tile index, offset in the tile's output, size)
+    units = []
     for i, offs in enumerate(kept):
         if len(offs) * (blk + k - 1) ** 3 >= (n_out + k - 1) ** 3:
             units.append((i, (0, 0, 0), n_out))
@@ -166,73 +191,111 @@ def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch
     f_lo = [min((w[d][0] for w in windows), default=0) for d in range(3)]
     f_hi = [max((w[d][1] for w in windows), default=0) for d in range(3)]
     box = tuple(max(h - lo_, 0) for lo_, h in zip(f_lo, f_hi))
-    # slabs along the first axis; in each, only the range of the other two axes its windows cover
+    return _Work(blk=blk, k=k, c0=(k - 1) // 2, kept=kept, units=units, f_lo=f_lo, box=box, windows=windows)
+
+
+def _slabs(work: _Work, slab: int) -> list[tuple[Any, ...]]:
+    """Slabs of ``slab`` voxels along the first axis; in each, the range of the other two its windows cover."""
     slabs = []
+    f_lo, box, windows = work.f_lo, work.box, work.windows
     for a0 in range(0, box[0], slab):
         b0 = min(a0 + slab, box[0])
         inside = [w for w in windows if w[0][0] - f_lo[0] < b0 and w[0][1] - f_lo[0] > a0]
         if inside:
             slabs.append((a0, b0) + tuple((min(w[d][0] for w in inside) - f_lo[d], max(w[d][1] for w in inside) - f_lo[d])
                                           for d in (1, 2)))
-    n_batches = math.ceil(len(tiles) / batch_size)
-    total = len(slabs) + n_batches
-    done = 0
+    return slabs
+
+
+def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch.device,
+              on_progress: ProgressCallback | None, cancel: CancelToken | None, batch_size: int,
+              slab: int, block: int) -> torch.Tensor:
+    """Logits ``(n_classes, *padded.shape)`` of DeepMedic's tiles of ``plan`` (see the module doc)."""
+    if net.rec_field_net == net.rec_field:  # mirror-padded first FC layer: tile by tile
+        return _run_whole_tiles(net, plan, bf16=bf16, device=device, on_progress=on_progress, cancel=cancel,
+                                batch_size=batch_size)
+    work = _plan_work(net, plan, block)
+    slabs = _slabs(work, slab)
+    n_tiles = len(plan["tiles"])
+    total = len(slabs) + math.ceil(n_tiles / batch_size)
     report(on_progress, 0, total, "DeepMedic")
-    first = net.fc.blocks[0]
-    c_n = net.normal.blocks[-1].weight.shape[0]
-    w_n = first.weight[:, :c_n] * first.keep
-    kernels = low_res_kernels(net)
     dtype = torch.bfloat16 if bf16 else torch.float32
-    r = net.rec_field - 1
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device.type == "cpu"):
         # 1. the normal pathway, densely, slab by slab where the units need it
-        feats = torch.zeros((c_n,) + box, dtype=dtype)
-        for a0, b0, (a1, b1), (a2, b2) in slabs:
+        c_n = net.normal.blocks[-1].weight.shape[0]
+        feats = torch.zeros((c_n,) + work.box, dtype=dtype)
+        r = net.rec_field - 1
+        padded, f_lo = plan["padded"], work.f_lo
+        for done, (a0, b0, (a1, b1), (a2, b2)) in enumerate(slabs, start=1):
             check(cancel)
             inp = torch.from_numpy(np.ascontiguousarray(padded[
                 :, f_lo[0] + a0 : f_lo[0] + b0 + r, f_lo[1] + a1 : f_lo[1] + b1 + r,
                 f_lo[2] + a2 : f_lo[2] + b2 + r]))[None].to(device)
             feats[:, a0:b0, a1:b1, a2:b2] = net.normal(inp)[0].to("cpu", dtype)
-            done += 1
             report(on_progress, done, total, "DeepMedic normal pathway")
         # 2. per batch of tiles: subsampled pathways and the first FC layer's part on them (low
         #    resolution), then per unit the part on the normal maps and the other FC layers
         out = torch.zeros((net.n_classes,) + padded.shape[1:], dtype=torch.float32)
         by_tile: dict[int, list[tuple[tuple[int, int, int], int]]] = {}
-        for i, o, n in units:
+        for i, o, n in work.units:
             by_tile.setdefault(i, []).append((o, n))
-        for start in range(0, len(tiles), batch_size):
+        kernels = low_res_kernels(net)
+        for done, start in enumerate(range(0, n_tiles, batch_size), start=len(slabs) + 1):
             check(cancel)
-            idx = [i for i in range(start, min(start + batch_size, len(tiles))) if i in by_tile]
+            idx = [i for i in range(start, min(start + batch_size, n_tiles)) if i in by_tile]
             if idx:
-                lrs = [torch.from_numpy(np.stack([
-                    subsampled_segment(padded, bg, tiles[i], f, net.rec_field, p, net.subsampled_input_size(f))
-                    for i in idx])) for f in net.factors]
-                lr_outs = [path(x.to(device)) for path, x in zip(net.subsampled, lrs)]
-                y_sub = _first_fc_subsampled(net, lr_outs, kernels) if lr_outs else None
-                u_c = _repeat_centre(net, lr_outs, c0, n_out) if lr_outs else None
-                for size in sorted({n for i in idx for _, n in by_tile[i]}):
-                    todo = [(b_i, i, o) for b_i, i in enumerate(idx) for o, n in by_tile[i] if n == size]
-                    sl = [(b_i, i, tuple(slice(o[d], o[d] + size) for d in range(3))) for b_i, i, o in todo]
-                    win = [tuple(slice(tiles[i][d] + o[d] - f_lo[d], tiles[i][d] + o[d] - f_lo[d] + size + k - 1)
-                                 for d in range(3)) for _, i, o in todo]
-                    x_n = torch.stack([feats[(slice(None),) + w] for w in win]).to(device)
-                    h1 = conv3d(first.activate(x_n, slice(0, c_n)), w_n)
-                    ctr = x_n[:, :, c0 : c0 + size, c0 : c0 + size, c0 : c0 + size]
-                    if y_sub is not None and u_c is not None:
-                        h1 = h1 + torch.stack([y_sub[(b_i, slice(None)) + s] for b_i, _, s in sl]).to(h1.dtype)
-                        ctr = torch.cat([ctr, torch.stack([u_c[(b_i, slice(None)) + s] for b_i, _, s in sl])
-                                         .to(ctr.dtype)], dim=1)
-                    logits = _fc_rest(net, h1, ctr).float().cpu()
-                    for (_, i, o), lg in zip(todo, logits):
-                        for ob in kept[i]:
-                            if all(o[d] <= ob[d] < o[d] + size for d in range(3)):
-                                v = [tiles[i][d] + half + ob[d] for d in range(3)]
-                                out[(slice(None),) + tuple(slice(v[d], v[d] + blk) for d in range(3))] = \
-                                    lg[(slice(None),) + tuple(slice(ob[d] - o[d], ob[d] - o[d] + blk) for d in range(3))]
-            done += 1
+                _tile_batch(net, plan, work, feats, out, idx, by_tile, kernels, device)
             report(on_progress, done, total, "DeepMedic tiles")
     return out
+
+
+def _tile_batch(net: DeepMedic, plan: dict[str, Any], work: _Work, feats: torch.Tensor, out: torch.Tensor,
+                idx: list[int], by_tile: dict[int, list[tuple[tuple[int, int, int], int]]],
+                kernels: list[tuple[slice, torch.Tensor]], device: torch.device) -> None:
+    """One batch of tiles ``idx``: subsampled pathways, then the FC layers per unit, written into ``out``."""
+    padded, tiles, bg = plan["padded"], plan["tiles"], plan["background"]
+    lrs = [torch.from_numpy(np.stack([
+        subsampled_segment(padded, bg, tiles[i], f, net.rec_field, net.path_out_size, net.subsampled_input_size(f))
+        for i in idx])) for f in net.factors]
+    lr_outs = [path(x.to(device)) for path, x in zip(net.subsampled, lrs)]
+    y_sub = _first_fc_subsampled(net, lr_outs, kernels) if lr_outs else None
+    u_c = _repeat_centre(net, lr_outs, work.c0, net.out_size) if lr_outs else None
+    for size in sorted({n for i in idx for _, n in by_tile[i]}):
+        todo = [(b_i, i, o) for b_i, i in enumerate(idx) for o, n in by_tile[i] if n == size]
+        sl = [(b_i, tuple(slice(o[d], o[d] + size) for d in range(3))) for b_i, _, o in todo]
+        win = [tuple(slice(tiles[i][d] + o[d] - work.f_lo[d], tiles[i][d] + o[d] - work.f_lo[d] + size + work.k - 1)
+                     for d in range(3)) for _, i, o in todo]
+        logits = _fc_units(net, feats, win, sl, size, work.c0, y_sub, u_c, device)
+        _write_blocks(net, out, work, tiles, [(i, o) for _, i, o in todo], logits, size)
+
+
+def _fc_units(net: DeepMedic, feats: torch.Tensor, win: list[tuple[slice, ...]], sl: list[tuple[int, tuple[slice, ...]]],
+              size: int, c0: int, y_sub: torch.Tensor | None, u_c: torch.Tensor | None,
+              device: torch.device) -> torch.Tensor:
+    """The FC layers on units of one ``size``: the first one's part on the normal maps plus ``y_sub``, then the rest."""
+    first = net.fc.blocks[0]
+    c_n = feats.shape[0]
+    w_n = first.weight[:, :c_n] * first.keep
+    x_n = torch.stack([feats[(slice(None),) + w] for w in win]).to(device)
+    h1 = conv3d(first.activate(x_n, slice(0, c_n)), w_n)
+    ctr = x_n[:, :, c0 : c0 + size, c0 : c0 + size, c0 : c0 + size]
+    if y_sub is not None and u_c is not None:
+        h1 = h1 + torch.stack([y_sub[(b_i, slice(None)) + s] for b_i, s in sl]).to(h1.dtype)
+        ctr = torch.cat([ctr, torch.stack([u_c[(b_i, slice(None)) + s] for b_i, s in sl]).to(ctr.dtype)], dim=1)
+    return _fc_rest(net, h1, ctr).float().cpu()
+
+
+def _write_blocks(net: DeepMedic, out: torch.Tensor, work: _Work, tiles: list[tuple[int, ...]],
+                  todo: list[tuple[int, tuple[int, int, int]]], logits: torch.Tensor, size: int) -> None:
+    """Write the brain blocks of each unit's ``logits`` (tile ``i``, offset ``o``) into ``out``."""
+    blk = work.blk
+    half = (net.rec_field_net - 1) // 2
+    for (i, o), lg in zip(todo, logits):
+        for ob in work.kept[i]:
+            if all(o[d] <= ob[d] < o[d] + size for d in range(3)):
+                v = [tiles[i][d] + half + ob[d] for d in range(3)]
+                out[(slice(None),) + tuple(slice(v[d], v[d] + blk) for d in range(3))] = \
+                    lg[(slice(None),) + tuple(slice(ob[d] - o[d], ob[d] - o[d] + blk) for d in range(3))]
 
 
 def _repeat_centre(net: DeepMedic, lr_outs: Sequence[torch.Tensor], c0: int, n: int) -> torch.Tensor:

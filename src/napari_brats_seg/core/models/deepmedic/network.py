@@ -39,9 +39,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
-from ..progress import CancelToken, ProgressCallback
-from .deepmedic_infer import conv3d, residual, run_tiles
+from ...errors import ModelError
+from ...progress import CancelToken, ProgressCallback
+from .fast import conv3d, residual, run_tiles
+from .tiling import corner_background, plan_tiles
 
 #: The CaPTk model's architecture (``modelConfig.txt``), as constructor arguments of :class:`DeepMedic`.
 CAPTK_ARCH: dict[str, Any] = {
@@ -230,7 +231,7 @@ class DeepMedic(nn.Module):
                        slab: int = 20, block: int = 9) -> torch.Tensor:
         """Segment a whole normalised volume tile by tile, as DeepMedic's testing routine does.
 
-        Same logits as DeepMedic's tile-by-tile computation, with less work (:mod:`.deepmedic_infer`):
+        Same logits as DeepMedic's tile-by-tile computation, with less work (:mod:`.fast`):
         the normal pathway, which does not depend on the tile, is computed once, densely; the first FC
         layer's part on it is read from those dense maps per tile (or brain block); the subsampled
         pathways and the first FC layer's part on them, which depend on the tile (their grid is
@@ -265,7 +266,7 @@ class DeepMedic(nn.Module):
         block
             Only output blocks of ``block^3`` voxels that hold brain are written; the FC layers run on
             a tile's whole output, or on its brain blocks one by one where that is less work (outside the
-            brain the labels are background anyway). See :mod:`.deepmedic_infer`.
+            brain the labels are background anyway). See :mod:`.fast`.
 
         Returns
         -------
@@ -338,25 +339,7 @@ def build_deepmedic(arch: dict[str, Any]) -> DeepMedic:
         raise ModelError(f"bad DeepMedic architecture arguments: {exc}") from exc
 
 
-# The loader and the tiling live in their own modules; re-exported here for one import point. The
-# CaPTk loader imports this module, so its names are looked up on first use (PEP 562), which lets
-# either module be imported first.
-from .deepmedic_tiling import corner_background, plan_tiles, subsampled_segment  # noqa: E402
-from .tf_checkpoint import read_checkpoint  # noqa: E402
 
-_CAPTK_NAMES = ("arch_from_config", "captk_spec", "is_captk_deepmedic_folder", "load_captk_deepmedic",
-                "load_tf_variables", "segment_case")
-
-
-def __getattr__(name: str) -> Any:
-    if name in _CAPTK_NAMES:
-        from . import deepmedic_captk
-
-        return getattr(deepmedic_captk, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-__all__ = [
-    "CAPTK_ARCH", "DeepMedic", "build_deepmedic", "load_captk_deepmedic", "segment_case", "captk_spec",  # noqa: F822
-    "arch_from_config", "load_tf_variables", "is_captk_deepmedic_folder", "plan_tiles",  # noqa: F822
-    "subsampled_segment", "corner_background", "read_checkpoint", "receptive_field", "input_padding",
-]
+def build_from_spec(spec: Any) -> DeepMedic:
+    """The :class:`DeepMedic` of a ``ModelSpec`` (its ``arch`` holds the constructor arguments)."""
+    return build_deepmedic(spec.arch)

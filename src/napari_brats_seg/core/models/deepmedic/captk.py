@@ -1,4 +1,4 @@
-"""CaPTk's DeepMedic model: its TensorFlow checkpoint and config read into :class:`.deepmedic.DeepMedic`.
+"""CaPTk's DeepMedic model: its TensorFlow checkpoint and config read into :class:`.network.DeepMedic`.
 
 - :func:`load_captk_deepmedic`: a model folder (``model.ckpt.index``, ``model.ckpt.data-*``,
   ``modelConfig.txt``) -> :class:`~.spec.LoadedModel`, without TensorFlow.
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ModelError
-from ..progress import CancelToken, ProgressCallback
-from .deepmedic import CAPTK_ARCH, DeepMedic, build_deepmedic, input_padding
-from .spec import LoadedModel, ModelSpec
+from ...errors import ModelError
+from ...progress import CancelToken, ProgressCallback
+from ..spec import LoadedModel, ModelSpec
+from .network import CAPTK_ARCH, DeepMedic, build_deepmedic, input_padding
 from .tf_checkpoint import read_checkpoint
 
 _CAPTK_LICENCE = (
@@ -297,9 +297,9 @@ def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback
     numpy.ndarray
         Internal classes (uint8, the case's ``(z, y, x)`` grid).
     """
-    from ..inference import decode, run_network
-    from ..memory import keep_freed_memory
-    from ..placement import brain_mask, prepare
+    from ...inference import decode, run_network
+    from ...memory import keep_freed_memory
+    from ...placement import brain_mask, prepare
 
     keep_freed_memory()  # as predict() does
     spec, net = model.spec, model.network

@@ -1,10 +1,10 @@
 """Training data: cases in any layout, validated case by case, resampled, cropped and patch-sampled.
 
-A :class:`Sample` is one case ready for training, made by :func:`~.placement.prepare` exactly as
-:func:`~.inference.predict` prepares a case (resampled to the model's spacing, normalised, cropped to
+A :class:`Sample` is one case ready for training, made by :func:`~napari_brats_seg.core.placement.prepare` exactly as
+:func:`~napari_brats_seg.core.inference.predict` prepares a case (resampled to the model's spacing, normalised, cropped to
 the brain and its tumour, in the model's voxel order; not padded): normalised images
 ``(C, a0, a1, a2)``, internal class labels ``(a0, a1, a2)`` on the same grid (the label with the
-largest trilinear share where the grid is resampled), the :class:`~.placement.Placement` that maps
+largest trilinear share where the grid is resampled), the :class:`~napari_brats_seg.core.placement.Placement` that maps
 predictions back to the case's grid, and the ground truth there (for validation on the case's own
 grid, as users' predictions are scored). Broken cases (a missing sequence, a label map on another
 grid, unreadable files, no ground truth) are reported one by one as :class:`Problem` and skipped,
@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from . import preprocess as pp
-from .errors import CaseError
-from .models.spec import ModelSpec
-from .placement import BRAIN_MARGIN, Placement, brain_mask, prepare
-from .progress import CancelToken, ProgressCallback, check, report
+from .. import preprocess as pp
+from ..errors import CaseError
+from ..models.spec import ModelSpec
+from ..placement import BRAIN_MARGIN, Placement, brain_mask, prepare
+from ..progress import CancelToken, ProgressCallback, check, report
 
 #: Internal class count (bg, NCR, ED, ET).
 N_CLASSES = 4
@@ -46,7 +46,7 @@ class Sample:
     label
         Internal classes uint8 ``(a0, a1, a2)`` at the training resolution.
     placement
-        How ``image``'s grid lies on the case's grid (:func:`~.placement.prepare`).
+        How ``image``'s grid lies on the case's grid (:func:`~napari_brats_seg.core.placement.prepare`).
     truth
         The ground truth on the case's grid, cut to ``truth_box`` (the tumour's bounding box; outside
         it every voxel is background); None unless asked for.
@@ -101,7 +101,7 @@ def downsample_labels(lab: np.ndarray, factor: int, n_classes: int = N_CLASSES +
 
 
 def prepare_case(case: Any, spec: ModelSpec, *, margin: int = BRAIN_MARGIN, keep_truth: bool = False) -> Sample:
-    """Turn a read :class:`~.case.Case` (with ground truth) into a :class:`Sample` for ``spec``.
+    """Turn a read :class:`~napari_brats_seg.core.case.Case` (with ground truth) into a :class:`Sample` for ``spec``.
 
     The box holds the brain and the tumour plus ``margin`` voxels; ``keep_truth`` keeps the ground
     truth on the case's grid for validation.
@@ -142,7 +142,7 @@ def load_samples(sources: Iterable[str | Path], *, spec: ModelSpec | None = None
     Parameters
     ----------
     sources
-        Case folders, folders of cases, MSD files (anything :func:`~.io.find_cases` expands).
+        Case folders, folders of cases, MSD files (anything :func:`~napari_brats_seg.core.io.find_cases` expands).
     spec
         The model the samples are for (channels, voxel order, normalisation, spacing). Without it,
         ``channels``, ``orientation`` and ``normalization`` say how, and every case is kept at its own
@@ -155,8 +155,8 @@ def load_samples(sources: Iterable[str | Path], *, spec: ModelSpec | None = None
     samples, problems
         The usable cases, and one :class:`Problem` per case that was skipped.
     """
-    from .io import find_cases, read_case
-    from .resample import model_spacing
+    from ..io import find_cases, read_case
+    from ..resample import model_spacing
 
     base = spec or _data_spec(channels, orientation, normalization or {"kind": "zscore_brain"})
     problems: list[Problem] = []
@@ -195,7 +195,7 @@ def labels_to_target(lab: np.ndarray, output: str, regions: Sequence[str] = ("WT
     """Training target of a label map: region masks ``(R, ...)`` float32, or the output-channel
     index of each voxel's class ``(1, ...)`` int64."""
     if output == "regions":
-        from .labels import region_masks
+        from ..labels import region_masks
 
         masks = region_masks(lab)
         return np.stack([masks[r] for r in regions]).astype(np.float32)
