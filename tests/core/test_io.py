@@ -454,3 +454,24 @@ def test_written_file_has_ordinary_permissions(make_case, tmp_path: Path) -> Non
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_case_info_is_the_case_header(real_crop_dir: Path) -> None:
+    """read_case gives one frozen CaseInfo: id, layout, grid, inputs, ground truth and its scheme."""
+    import dataclasses
+
+    from napari_brats_seg.core.case import CaseInfo, default_scheme
+
+    case = io.read_case(real_crop_dir)
+    info = case.info
+    assert isinstance(info, CaseInfo) and case.info is info  # one object per case
+    assert (info.case_id, info.layout, info.geometry) == (case.case_id, case.layout, case.geometry)
+    assert info.sources == {m: str(p) for m, p in case.sources.items()}
+    assert info.gt_path == str(case.gt_path) and info.gt_scheme == case.gt_scheme.name == info.scheme
+    assert {Path(p).resolve() for p in info.input_paths} == case.input_paths
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info.layout = "msd"  # type: ignore[misc]
+    nogt = dataclasses.replace(case, ground_truth=None, gt_scheme=None, gt_path=None)
+    assert nogt.info is not info and nogt.info.gt_path is None and nogt.info.scheme == default_scheme(case.layout)
+    assert [default_scheme(lay) for lay in ("brats2021", "brats2023", "msd", "files", "synth", "dicom")] == \
+        ["brats2021", "brats2023", "msd", "brats2021", "brats2021", "brats2021"]

@@ -150,8 +150,7 @@ def test_prepare_qc_view_save_native_and_dicom_seg(make_napari_viewer, qtbot, di
     c = [s // 2 for s in labels.shape]
     labels[c[0] - 9:c[0] + 9, c[1] - 20:c[1] + 20, c[2] - 20:c[2] + 20] = 2
     labels[c[0] - 6:c[0] + 6, c[1] - 8:c[1] + 8, c[2] - 8:c[2] + 8] = 3
-    data, kwargs, _ = labels_layer_data(labels, LayerSource(src.case_id, src.geometry, "prediction", src.layout,
-                                                            None, src.scheme, dict(src.sources)), "model [p1]")
+    data, kwargs, _ = labels_layer_data(labels, LayerSource(info=src.info, role="prediction"), "model [p1]")
     pred = viewer.add_labels(data, **kwargs)
     _, save = viewer.window.add_plugin_dock_widget(PLUGIN, "Save")
     save.layer_combo.set_layer(pred)

@@ -18,6 +18,7 @@ from qtpy.QtCore import Qt
 from napari_brats_seg._napari import autosave, edits
 from napari_brats_seg._napari.layers import LayerSource, case_layer_data, labels_layer_data, source_of
 from napari_brats_seg._napari.widgets._qt import add_layer_data
+from napari_brats_seg.core.case import CaseInfo
 from napari_brats_seg.core.edit import components, interpolate, logic, margins, masks
 from napari_brats_seg.core.edit.grow import BACKGROUND_SEED
 from napari_brats_seg.core.io import read_case
@@ -215,7 +216,7 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     assert np.array_equal(gt.data, logic.combine(original, other, "subtract"))
     assert _undone(gt, original)
     n_hist = len(gt._undo_history)
-    foreign = LayerSource(case_id="another case", geometry=src.geometry, role="labels")
+    foreign = LayerSource(info=CaseInfo(case_id="another case", geometry=src.geometry), role="labels")
     stranger = add_layer_data(viewer, [labels_layer_data(other, foreign, "other case")])[0]
     widget.layer_combo.set_layer(gt)
     tools.logic_source.set_layer(stranger)

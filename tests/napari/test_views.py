@@ -211,7 +211,7 @@ def test_uncertainty_map_perceptual_colormap_and_colour_bar(make_napari_viewer, 
     unc = np.zeros(flair.data.shape, np.float32)
     shape = unc.shape
     unc[:, : shape[1] // 2, :] = 0.5  # maximal disagreement on the anterior half
-    src = LayerSource(small_case.case_id, small_case.geometry, "uncertainty", small_case.layout)
+    src = LayerSource(info=small_case.info, role="uncertainty")
     # As the Segment widget adds it: magma, additive.
     layer = viewer.add_image(unc, name="uncertainty", colormap="magma", blending="additive",
                              contrast_limits=(0.0, 1.0), metadata={META_KEY: src},

@@ -200,8 +200,7 @@ def restore_recovery(viewer: Any, recovery: Recovery) -> Labels:
         raise KeyError(f"recovered labels {data.shape} do not fit case {recovery.case_id} "
                        f"{src.geometry.internal_shape}")
     role = recovery.role if recovery.role in ("prediction", "labels") else "labels"
-    lsrc = LayerSource(src.case_id, src.geometry, role, src.layout, None, src.scheme,
-                       dict(src.sources), src.gt_path)
+    lsrc = LayerSource(info=src.info, role=role)
     arr, kwargs, _ = labels_layer_data(data, lsrc, recovery.layer_name)
     layer = viewer.add_labels(arr, **kwargs)
     if original is not None:

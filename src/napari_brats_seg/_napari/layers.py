@@ -4,8 +4,8 @@ A case becomes four image layers (named by sequence) and, when it has one, a lab
 ground truth. Every layer lies in millimetres (``scale`` = voxel spacing, ``translate`` = the
 position of voxel 0 in LPS world coordinates), so layers of one case overlay exactly and the
 ruler/measurements are in mm. Each layer's ``metadata["brats_seg"]`` holds a :class:`LayerSource`:
-the case's geometry, input files and label scheme, everything the writer needs to put a label map
-back on the source grid.
+the case's :class:`~napari_brats_seg.core.case.CaseInfo` (geometry, input files, label scheme:
+everything the writer needs to put a label map back on the source grid) and the layer's role.
 
 Labels layers hold **internal classes** (0 background, 1 necrotic, 2 edema, 3 enhancing,
 4 resection cavity), shown with fixed colours (:data:`core.labels.CLASS_COLOURS`) through a
@@ -18,7 +18,7 @@ map's colormap and range (:func:`uncertainty_colormap`, :data:`UNCERTAINTY_LIMIT
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import pandas as pd
 from napari.utils.colormaps import Colormap, DirectLabelColormap
 
 from ..core import labels as lab
-from ..core.case import MODALITIES, MODALITY_NAMES, Case
+from ..core.case import MODALITIES, MODALITY_NAMES, Case, CaseInfo
 from ..core.geometry import Geometry
 
 #: Key of the plugin's entry in ``layer.metadata``.
@@ -38,53 +38,65 @@ DISPLAY_ORDER = ("t1", "t2", "t1ce", "flair")
 
 @dataclass
 class LayerSource:
-    """Where a layer's voxels come from: what the writer and the widgets need.
+    """Where a layer's voxels come from: its case's :class:`CaseInfo` and the layer's role.
+
+    Every layer made from one case holds that case's one ``CaseInfo``; a derived layer is
+    ``dataclasses.replace(source, role=...)``. The case-level attributes (``case_id``, ``geometry``,
+    ``layout``, ``scheme``, ``sources``, ``gt_path``, ``input_paths``) read through to the info.
 
     Attributes
     ----------
-    case_id
-        The case identifier.
-    geometry
-        The case's reference geometry (the grid label maps are written back into).
+    info
+        The case header.
     role
-        ``"image"``, ``"ground_truth"``, ``"prediction"``, ``"uncertainty"`` or ``"labels"``.
-    layout
-        The case layout (``brats2021``, ``brats2023``, ``msd``, ``files``).
+        ``"image"``, ``"ground_truth"``, ``"prediction"``, ``"uncertainty"``, ``"labels"``, ...
     modality
         Canonical modality of an image layer, else None.
-    scheme
-        Label scheme a labels layer is saved in by default.
-    sources
-        Modality -> input file.
-    gt_path
-        The ground-truth file, if any.
     """
 
-    case_id: str
-    geometry: Geometry
+    info: CaseInfo
     role: str = "image"
-    layout: str = "files"
     modality: str | None = None
-    scheme: str = "brats2021"
-    sources: dict[str, str] = field(default_factory=dict)
-    gt_path: str | None = None
+
+    @property
+    def case_id(self) -> str:
+        """The case identifier."""
+        return self.info.case_id
+
+    @property
+    def geometry(self) -> Geometry:
+        """The case's reference geometry (the grid label maps are written back into)."""
+        return self.info.geometry
+
+    @property
+    def layout(self) -> str:
+        """The case layout (``brats2021``, ``brats2023``, ``msd``, ``files``, ...)."""
+        return self.info.layout
+
+    @property
+    def scheme(self) -> str:
+        """Label scheme a labels layer is saved in by default."""
+        return self.info.scheme
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """Modality -> input file."""
+        return self.info.sources
+
+    @property
+    def gt_path(self) -> str | None:
+        """The ground-truth file, if any."""
+        return self.info.gt_path
 
     @property
     def input_paths(self) -> list[Path]:
         """Every input file of the case (never written over)."""
-        paths = [Path(p) for p in self.sources.values()]
-        if self.gt_path:
-            paths.append(Path(self.gt_path))
-        return paths
+        return self.info.input_paths
 
     @classmethod
     def of_case(cls, case: Case, role: str = "image", **kw: Any) -> LayerSource:
-        """The source record of a case's layers."""
-        scheme = case.gt_scheme.name if case.gt_scheme is not None else _default_scheme(case.layout)
-        base = cls(case.case_id, case.geometry, role, case.layout, None, scheme,
-                   {m: str(p) for m, p in case.sources.items()},
-                   str(case.gt_path) if case.gt_path else None)
-        return replace(base, **kw)
+        """The source record of a case's layers (all of them hold ``case.info``)."""
+        return cls(info=case.info, role=role, **kw)
 
 
 def unwrap(obj: Any) -> Any:
@@ -94,10 +106,6 @@ def unwrap(obj: Any) -> Any:
     ``weakref``) of layers and viewers only holds between unwrapped objects.
     """
     return getattr(obj, "__wrapped__", obj)
-
-
-def _default_scheme(layout: str) -> str:
-    return layout if layout in lab.SCHEMES else "brats2021"
 
 
 def source_of(layer: Any) -> LayerSource | None:

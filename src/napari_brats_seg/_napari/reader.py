@@ -21,7 +21,7 @@ import nibabel as nib
 import numpy as np
 
 from ..core import labels as lab
-from ..core.case import MODALITY_NAMES
+from ..core.case import MODALITY_NAMES, CaseInfo
 from ..core.errors import BratsSegError, CaseError
 from ..core.io import classify_file, find_case_files, is_nifti_name, load_nifti, read_case, read_labels
 from .layers import META_KEY, LayerSource, case_layer_data, labels_layer_data, robust_limits, world_placement
@@ -111,19 +111,17 @@ def _read_single(path: Path) -> LayerData:
     role = cls[2] if cls else None
     if role == "seg" or (role is None and _looks_like_labels(path)):
         internal, scheme, geo = read_labels(path, layout=layout if layout in lab.SCHEMES else None)
-        src = LayerSource(case_id, geo, "ground_truth", layout, None, scheme.name, {}, str(path))
+        info = CaseInfo(case_id=case_id, geometry=geo, layout=layout, gt_path=str(path), gt_scheme=scheme.name)
+        src = LayerSource(info=info, role="ground_truth")
         return labels_layer_data(internal, src, f"{path.name.split('.')[0]}")
     data, geo = load_nifti(path)
     arr = geo.to_internal(data.astype(np.float32, copy=False))
-    src = LayerSource(case_id, geo, "image", layout, role, _default(layout), {role or "image": str(path)})
+    info = CaseInfo(case_id=case_id, geometry=geo, layout=layout, sources={role or "image": str(path)})
+    src = LayerSource(info=info, role="image", modality=role)
     name = f"{MODALITY_NAMES[role]} [{case_id}]" if role else path.name.split(".")[0]
     kwargs = {"name": name, "colormap": "gray", "contrast_limits": robust_limits(arr),
               "metadata": {META_KEY: src}, **world_placement(geo)}
     return arr, kwargs, "image"
-
-
-def _default(layout: str) -> str:
-    return layout if layout in lab.SCHEMES else "brats2021"
 
 
 def _looks_like_labels(path: Path) -> bool:

@@ -107,7 +107,9 @@ def output_scheme(requested: str, case: Any) -> str:
     """The label scheme to write: the one asked for, or (``auto``) the one of the case's layout."""
     if requested != "auto":
         return requested
-    return case.layout if case.layout in ("brats2023", "msd") else "brats2021"
+    from ..core.case import default_scheme
+
+    return default_scheme(case.layout)
 
 
 class _Bar:

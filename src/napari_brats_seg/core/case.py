@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .geometry import Geometry
-from .labels import LabelScheme
+from .labels import SCHEMES, LabelScheme
 
 #: Canonical modality names, in the project's default channel order.
 MODALITIES: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
@@ -35,6 +36,68 @@ def canonical_modality(name: str) -> str:
     if key not in MODALITY_ALIASES:
         raise KeyError(f"unknown modality {name!r}; known: {', '.join(sorted(MODALITY_ALIASES))}")
     return MODALITY_ALIASES[key]
+
+
+def default_scheme(layout: str) -> str:
+    """The label scheme a case of ``layout`` is written in by default: its own scheme for ``brats2021``,
+    ``brats2023`` and ``msd`` cases, else ``brats2021``."""
+    return layout if layout in SCHEMES else "brats2021"
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """The case header: what every layer and output made from one case shares.
+
+    Held by the :class:`Case` (``case.info``) and by each napari layer made from it; a derived
+    layer carries the same object with its own role.
+
+    Attributes
+    ----------
+    case_id
+        Identifier (folder or file stem).
+    geometry
+        The reference geometry label maps are written back into.
+    layout
+        ``"brats2021"``, ``"brats2023"``, ``"msd"``, ``"files"``, ``"synth"``, ``"dicom"``.
+    sources
+        Sequence (or ``"series"``, ``"image"``) -> the input file or folder it was read from.
+    gt_path
+        The ground-truth file, if any.
+    gt_scheme
+        Name of the scheme the ground truth is stored in, if known.
+    """
+
+    case_id: str
+    geometry: Geometry
+    layout: str = "files"
+    sources: dict[str, str] = field(default_factory=dict)
+    gt_path: str | None = None
+    gt_scheme: str | None = None
+
+    @property
+    def default_scheme(self) -> str:
+        """The scheme of the case's layout (:func:`default_scheme`)."""
+        return default_scheme(self.layout)
+
+    @property
+    def scheme(self) -> str:
+        """The scheme a label map of this case is saved in by default: the ground truth's, else the layout's."""
+        return self.gt_scheme if self.gt_scheme is not None else self.default_scheme
+
+    @property
+    def input_paths(self) -> list[Path]:
+        """Every input file of the case (never written over)."""
+        paths = [Path(p) for p in self.sources.values()]
+        if self.gt_path:
+            paths.append(Path(self.gt_path))
+        return paths
+
+    @classmethod
+    def of_case(cls, case: Case) -> CaseInfo:
+        """The header of ``case`` as it stands (use ``case.info``, which keeps one object per case)."""
+        return cls(case.case_id, case.geometry, case.layout, {m: str(p) for m, p in case.sources.items()},
+                   str(case.gt_path) if case.gt_path else None,
+                   case.gt_scheme.name if case.gt_scheme is not None else None)
 
 
 @dataclass
@@ -77,6 +140,23 @@ class Case:
     gt_scheme: LabelScheme | None = None
     gt_path: Path | None = None
     gt_note: str | None = None
+    _info: tuple[tuple, CaseInfo] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _header_key(self) -> tuple[Any, ...]:
+        return (self.case_id, id(self.geometry), self.layout, tuple((m, str(p)) for m, p in self.sources.items()),
+                self.gt_path, self.gt_scheme.name if self.gt_scheme is not None else None)
+
+    @property
+    def info(self) -> CaseInfo:
+        """The case's :class:`CaseInfo`: one object, shared by every layer made from the case.
+
+        Built on first use and kept while the header fields stay as they are (a case read by
+        :func:`core.io.read_case` gets its ground truth after construction).
+        """
+        key = self._header_key()
+        if self._info is None or self._info[0] != key:
+            self._info = (key, CaseInfo.of_case(self))
+        return self._info[1]
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -6,11 +6,13 @@ layer-data tuples, the QC functions change layers on the GUI thread.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ...core.case import CaseInfo
 from ...core.geometry import Geometry
 from ..layers import META_KEY, LayerSource, labels_layer_data, robust_limits, source_of, world_placement
 
@@ -35,11 +37,13 @@ def read_seg_layers(path: str | Path, series: Any) -> list[tuple[Any, dict, str]
     arr = geo.to_internal(np.asarray(img.dataobj, np.float32))
     labels = geo.to_internal(read_dicom_seg(path, series))
     case_id = f"series {series.number}"
-    src = LayerSource(case_id, geo, "image", "dicom", None, "brats2021", {"series": str(series.files[0].parent)})
+    info = CaseInfo(case_id=case_id, geometry=geo, layout="dicom", sources={"series": str(series.files[0].parent)},
+                    gt_path=str(path))
+    src = LayerSource(info=info, role="image")
     image = (arr, {"name": f"{series.description} [{case_id}]", "colormap": "gray",
                    "contrast_limits": robust_limits(arr), "metadata": {META_KEY: src}, **world_placement(geo)},
              "image")
-    seg_src = LayerSource(case_id, geo, "ground_truth", "dicom", None, "brats2021", dict(src.sources), str(path))
+    seg_src = replace(src, role="ground_truth")
     return [image, labels_layer_data(labels, seg_src, f"DICOM-SEG {Path(path).name} [{case_id}]")]
 
 
@@ -87,7 +91,7 @@ def show_qc(viewer: Any, case_id: str) -> dict[str, tuple]:
     t1ce = layers.get("t1ce")
     if t1ce is not None and not qc_layers(viewer, case_id):
         src = source_of(t1ce)
-        qc_src = LayerSource(case_id, src.geometry, QC_ROLE, src.layout, None, src.scheme, dict(src.sources))
+        qc_src = LayerSource(info=src.info, role=QC_ROLE)
         viewer.add_image(mask_outline(np.asarray(t1ce.data) != 0), name=f"brain mask outline [{case_id}]",
                          colormap="red", blending="additive", contrast_limits=(0, 1),
                          metadata={META_KEY: qc_src}, **world_placement(src.geometry))

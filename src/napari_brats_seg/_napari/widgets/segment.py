@@ -237,13 +237,12 @@ class SegmentWidget(QWidget):
         self.last_result = seg
         ref = next(s for ly in self.viewer.layers
                    if (s := source_of(ly)) is not None and s.case_id == self._case_id and s.role == "image")
-        src = LayerSource(ref.case_id, ref.geometry, "prediction", ref.layout, None, ref.scheme,
-                          dict(ref.sources), ref.gt_path)
+        src = LayerSource(info=ref.info, role="prediction")
         name = f"{result_name(seg.info, self._run_post)} [{ref.case_id}]"
         data, kwargs, _ = labels_layer_data(seg.labels, src, name)
         self.last_layer = self.viewer.add_labels(data, **kwargs)
         if self.uncertainty.isChecked() and seg.uncertainty is not None:
-            usrc = LayerSource(ref.case_id, ref.geometry, "uncertainty", ref.layout)
+            usrc = LayerSource(info=ref.info, role="uncertainty")
             self.viewer.add_image(seg.uncertainty, name=f"uncertainty [{ref.case_id}]", colormap="magma",
                                   blending="additive", contrast_limits=(0.0, 0.5),
                                   metadata={"brats_seg": usrc}, **world_placement(ref.geometry))
