@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,7 +108,7 @@ def test_info_ambiguous_scheme_then_chosen(make_case, capsys: pytest.CaptureFixt
 
 
 def test_installed_script(tmp_path: Path) -> None:
-    exe = shutil.which("brats-seg") or str(Path(sys.executable).with_name("brats-seg"))
+    exe = str(Path(sys.executable).with_name("brats-seg"))  # this interpreter's own script, never PATH's
     run = subprocess.run([exe, "synth", str(tmp_path), "--cases", "1", "--seed", "9", "--layout", "brats2023",
                           "--shape", "32", "32", "24"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
