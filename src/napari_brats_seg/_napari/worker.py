@@ -105,8 +105,14 @@ class Task(QObject):
 
     @Slot(int, int, str)
     def _on_progress(self, done: int, total: int, message: str) -> None:
-        # A local reference: updating the bar can process Qt events, and ``_on_finished`` may run
-        # in between and drop ``self._pbar`` (seen when a cancel lands mid-update).
+        # Listeners first, and only while the work has not ended: updating the bar below can process
+        # Qt events, so the queued next report or the end of the work may be handled inside it. Told
+        # after the bar, a report could find the work ended and be dropped (the last "k/k" was lost so);
+        # a report reaching the GUI after succeeded/failed/cancelled would overwrite what listeners
+        # showed for the end, so that one is dropped.
+        if not self._ended:
+            self.progressed.emit(done, total, message)
+        # A local reference: ``_on_finished`` may run inside the update and drop ``self._pbar``.
         pbar = self._pbar
         if pbar is not None:
             if total and pbar.total != total:
@@ -116,10 +122,6 @@ class Task(QObject):
                 pbar.set_description(f"{self.description}: {message}")
             if target != pbar.n:
                 pbar.update(target - pbar.n)  # emits the bar's value event
-        # The update may have processed the queued end of the work (a cancel landing meanwhile): a
-        # report after succeeded/failed/cancelled would overwrite what listeners showed for the end.
-        if not self._ended:
-            self.progressed.emit(done, total, message)
 
     @Slot(object)
     def _on_returned(self, result: Any) -> None:
