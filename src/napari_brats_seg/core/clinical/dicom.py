@@ -54,6 +54,8 @@ class Frame:
         The file.
     frame
         The frame's index in a multi-frame file (0 for a single-frame file).
+    sop_uid
+        SOPInstanceUID of the file (what a DICOM-SEG or the prepare record references).
     """
 
     position: tuple[float, float, float]
@@ -61,6 +63,7 @@ class Frame:
     pixel_spacing: tuple[float, float]
     path: Path
     frame: int = 0
+    sop_uid: str = ""
 
 
 @dataclass
@@ -210,13 +213,15 @@ def _frames_of(ds: Any, path: Path) -> list[Frame]:
             pos = _group_item(group, shared, "PlanePositionSequence", i, path).ImagePositionPatient
             ori = _group_item(group, shared, "PlaneOrientationSequence", i, path).ImageOrientationPatient
             ps = _group_item(group, shared, "PixelMeasuresSequence", i, path).PixelSpacing
-            frames.append(Frame(tuple(map(float, pos)), tuple(map(float, ori)), tuple(map(float, ps)), path, i))
+            frames.append(Frame(tuple(map(float, pos)), tuple(map(float, ori)), tuple(map(float, ps)), path, i,
+                                str(ds.get("SOPInstanceUID", ""))))
         return frames
     if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
         return []
     ps = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or (1.0, 1.0)
     return [Frame(tuple(map(float, ds.ImagePositionPatient)), tuple(map(float, ds.ImageOrientationPatient)),
-                  tuple(map(float, ps)), path, 0)]
+                  tuple(map(float, ps)), path, 0,
+                  str(ds.get("SOPInstanceUID", "")))]
 
 
 def _new_series(ds: Any, path: Path) -> SeriesInfo:

@@ -158,7 +158,7 @@ def read_dicom_seg(path: str | os.PathLike, series: SeriesInfo) -> np.ndarray:
 
     seg = hd.seg.segread(str(path))
     order = slice_order(series)
-    uids = [_sop_uid(series.frames[i].path) for i in order]
+    uids = [series.frames[i].sop_uid for i in order]
     numbers = seg.get_segment_numbers()
     classes = {n: {v: k for k, v in _LABELS.items()}.get(seg.get_segment_description(n).segment_label, 0)
                for n in numbers}
@@ -189,12 +189,6 @@ def source_series(record: dict[str, Any], role: str = "t1ce") -> SeriesInfo:
     if not folder.is_dir():
         raise CaseError(f"the source series {seq['series_number']} is no longer there", folder)
     return discover(folder).find(seq["series_uid"])
-
-
-def _sop_uid(path: Path) -> str:
-    import pydicom
-
-    return str(pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
 
 
 __all__ = ["read_dicom_seg", "source_series", "write_dicom_seg"]

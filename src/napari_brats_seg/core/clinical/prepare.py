@@ -91,10 +91,11 @@ def load_inputs(source: str | os.PathLike | None, roles: Mapping[str, Any] | Non
 
 
 def _instance_uids(series: Any) -> list[str]:
-    import pydicom
-
-    return [str(pydicom.dcmread(str(p), stop_before_pixels=True, specific_tags=["SOPInstanceUID"]).SOPInstanceUID)
-            for p in series.files]
+    """The SOPInstanceUID of each file of the series, in file order (read at discovery)."""
+    first = {}
+    for f in series.frames:
+        first.setdefault(f.path, f.sop_uid)
+    return [first[p] for p in series.files]
 
 
 def grid_1mm(reference: Any, spacing: float = 1.0) -> tuple[np.ndarray, tuple[int, int, int]]:

@@ -195,7 +195,7 @@ def rigid_register(fixed: Any, moving: Any, *, seed: int = 0, spacing: float | N
 
 
 def _final_metric(fixed: Any, moving: Any, transform: Any) -> float:
-    """The metric at ``transform`` on the full-resolution images (same settings as the search)."""
+    """The metric at ``transform`` on the images the search used (its metric and sampling settings)."""
     sitk = _sitk()
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
