@@ -198,3 +198,31 @@ def test_other_families_and_adversarial_term(synth_dir: Path, tmp_path: Path, fa
     with torch.no_grad():
         y = loaded.network(torch.zeros(1, 4, *patch))
     assert tuple(y.shape) == (1, 3, *patch)
+
+
+def test_nnunet_augmentation_keeps_labels_and_is_seeded() -> None:
+    """The nnU-Net recipe changes the image, keeps label values (nearest), the shapes, and is seeded."""
+    from napari_brats_seg.core.errors import BratsSegError
+    from napari_brats_seg.core.training import data as ds
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(4, 32, 32, 32)).astype(np.float32)
+    label = np.zeros((1, 32, 32, 32), dtype=np.float32)
+    label[0, 10:20, 10:20, 10:20] = 2
+    label[0, 13:17, 13:17, 13:17] = 4
+
+    def run(seed: int) -> list[dict]:
+        aug = ds.augmentation(3, affine_prob=0.5, seed=seed, recipe="nnunet")
+        return [aug({"image": image.copy(), "label": label.copy()}) for _ in range(12)]
+
+    a, b = run(1), run(1)
+    changed = 0
+    for x, y in zip(a, b):
+        xi, xl = np.asarray(x["image"]), np.asarray(x["label"])
+        assert xi.shape == image.shape and xl.shape == label.shape
+        assert set(np.unique(xl)) <= {0.0, 2.0, 4.0}
+        np.testing.assert_array_equal(xi, np.asarray(y["image"]))
+        changed += not np.allclose(xi, image)
+    assert changed >= 10
+    with pytest.raises(BratsSegError, match="unknown augmentation"):
+        ds.augmentation(3, recipe="heavy")

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--class-balance", action="store_true", help="centre patches on a uniformly drawn class")
     p.add_argument("--class-weighting", action="store_true", help="inverse-frequency class weights (labels)")
     p.add_argument("--affine-prob", type=float, default=0.2, help="probability of the small random affine")
+    p.add_argument("--augment", choices=("basic", "nnunet"), default="basic",
+                   help="augmentation recipe: basic (the shipped models') or nnunet (rotation, scale, noise, "
+                        "blur, brightness, contrast, low resolution, gamma, flips)")
     p.add_argument("--adversarial", type=float, default=0.0, metavar="WEIGHT", help="adversarial term weight")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run (epoch, optimiser state)")
     p.add_argument("--finetune", metavar="CHECKPOINT", help="start from these weights (e.g. on corrected cases)")
@@ -84,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction, folds=args.folds, fold=args.fold, val_cases=list(args.val_cases),
         val_every=args.val_every, patience=args.patience, max_minutes=args.max_minutes, amp=args.amp,
         p_tumour=args.p_tumour, class_balance=args.class_balance, class_weighting=args.class_weighting,
-        affine_prob=args.affine_prob, adversarial=args.adversarial, resume=args.resume,
+        affine_prob=args.affine_prob, augment=args.augment, adversarial=args.adversarial, resume=args.resume,
         finetune=args.finetune, seed=args.seed, threads=args.threads, device=args.device)
     rank = int(os.environ.get("RANK", 0))
     result = train(cfg, on_progress=_Bar(not args.quiet and rank == 0))

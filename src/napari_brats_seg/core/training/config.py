@@ -46,6 +46,9 @@ class TrainConfig:
         bf16 autocast (CPU with AMX/AVX-512, or CUDA).
     p_tumour, class_balance, class_weighting, affine_prob
         Patch sampling and augmentation.
+    augment
+        Augmentation recipe: ``"basic"`` (the shipped models') or ``"nnunet"`` (see
+        :func:`.data.augmentation`).
     adversarial
         Weight of the adversarial (DCGAN-style) term; 0 disables.
     resume, finetune
@@ -79,6 +82,7 @@ class TrainConfig:
     class_balance: bool = False
     class_weighting: bool = False
     affine_prob: float = 0.2
+    augment: str = "basic"
     adversarial: float = 0.0
     resume: str | None = None
     finetune: str | None = None

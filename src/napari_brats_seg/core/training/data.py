@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import preprocess as pp
-from ..errors import CaseError
+from ..errors import BratsSegError, CaseError
 from ..models.spec import ModelSpec
 from ..placement import BRAIN_MARGIN, Placement, brain_mask, prepare
 from ..progress import CancelToken, ProgressCallback, check, report
@@ -252,11 +252,36 @@ def _cut(img: np.ndarray, lab: np.ndarray, lo: Sequence[int], patch: Sequence[in
     return out_i, out_l
 
 
-def augmentation(dims: int = 3, *, affine_prob: float = 0.2, seed: int = 0) -> Callable[[dict], dict]:
-    """MONAI augmentation of ``{"image": (C, ...), "label": (1, ...)}``: flips on every axis,
-    intensity scale (+-10 %) and shift (+-0.1 sd), and, with ``affine_prob``, a small affine
-    (rotation up to ~6 degrees, scale +-10 %)."""
-    from monai.transforms import Compose, RandAffined, RandFlipd, RandScaleIntensityd, RandShiftIntensityd
+#: Augmentation recipes :func:`augmentation` knows.
+AUGMENTATIONS = ("basic", "nnunet")
+
+
+def augmentation(dims: int = 3, *, affine_prob: float = 0.2, seed: int = 0, recipe: str = "basic"
+                 ) -> Callable[[dict], dict]:
+    """MONAI augmentation of ``{"image": (C, ...), "label": (1, ...)}``.
+
+    ``recipe="basic"`` (the shipped models' recipe): flips on every axis, intensity scale (+-10 %) and
+    shift (+-0.1 sd), and, with ``affine_prob``, a small affine (rotation up to ~6 degrees, scale +-10 %).
+
+    ``recipe="nnunet"``: nnU-Net's default 3D augmentation as far as MONAI has it: with ``affine_prob``
+    a rotation up to 30 degrees and a scale of 0.7-1.4 per axis; Gaussian noise (p 0.1, sd up to 0.1),
+    Gaussian blur (p 0.2, sigma 0.5-1 voxel), brightness (multiplicative 0.75-1.25, p 0.15),
+    contrast (p 0.15), simulated low resolution (down to half the resolution and back, p 0.25: the
+    thick slices of clinical series), gamma (0.7-1.5, p 0.3, intensity statistics kept), then flips
+    on every axis. Elastic deformation is left out, as nnU-Net's default leaves it out.
+    """
+    if recipe not in AUGMENTATIONS:
+        raise BratsSegError(f"unknown augmentation recipe {recipe!r}; choose one of {', '.join(AUGMENTATIONS)}")
+    from monai.transforms import Compose
+
+    ts = _nnunet_transforms(dims, affine_prob) if recipe == "nnunet" else _basic_transforms(dims, affine_prob)
+    comp = Compose(ts)
+    comp.set_random_state(seed=seed)
+    return comp
+
+
+def _basic_transforms(dims: int, affine_prob: float) -> list[Any]:
+    from monai.transforms import RandAffined, RandFlipd, RandScaleIntensityd, RandShiftIntensityd
 
     keys = ["image", "label"]
     ts: list[Any] = [RandFlipd(keys, prob=0.5, spatial_axis=a) for a in range(dims)]
@@ -266,6 +291,33 @@ def augmentation(dims: int = 3, *, affine_prob: float = 0.2, seed: int = 0) -> C
         ts.append(RandAffined(keys, prob=affine_prob, rotate_range=[0.1] * (3 if dims == 3 else 1),
                               scale_range=[0.1] * dims, mode=("bilinear", "nearest"),
                               padding_mode="zeros"))
-    comp = Compose(ts)
-    comp.set_random_state(seed=seed)
-    return comp
+    return ts
+
+
+def _nnunet_transforms(dims: int, affine_prob: float) -> list[Any]:
+    from monai.transforms import (
+        RandAdjustContrastd,
+        RandAffined,
+        RandFlipd,
+        RandGaussianNoised,
+        RandGaussianSmoothd,
+        RandScaleIntensityd,
+        RandSimulateLowResolutiond,
+        RandStdShiftIntensityd,
+    )
+
+    keys = ["image", "label"]
+    ts: list[Any] = []
+    if affine_prob > 0:
+        ts.append(RandAffined(keys, prob=affine_prob, rotate_range=[0.52] * (3 if dims == 3 else 1),
+                              scale_range=[(-0.3, 0.4)] * dims, mode=("bilinear", "nearest"),
+                              padding_mode="zeros"))
+    ts += [RandGaussianNoised("image", prob=0.1, mean=0.0, std=0.1),
+           RandGaussianSmoothd("image", sigma_x=(0.5, 1.0), sigma_y=(0.5, 1.0), sigma_z=(0.5, 1.0), prob=0.2),
+           RandScaleIntensityd("image", factors=0.25, prob=0.15),
+           RandStdShiftIntensityd("image", factors=0.1, prob=0.15, nonzero=True)]
+    if dims == 3:
+        ts.append(RandSimulateLowResolutiond("image", prob=0.25, zoom_range=(0.5, 1.0)))
+    ts.append(RandAdjustContrastd("image", prob=0.3, gamma=(0.7, 1.5), retain_stats=True))
+    ts += [RandFlipd(keys, prob=0.5, spatial_axis=a) for a in range(dims)]
+    return ts

@@ -169,7 +169,8 @@ def train(config: TrainConfig, *, on_progress: ProgressCallback | None = None,
     state = resume_progress(config, start_meta, opt, out)
     run = _Run(config, spec, network, model, loss_fn, opt, _adversary(config, spec), rank, world, t0,
                np.random.default_rng(config.seed + 1000 * rank),
-               ds.augmentation(spec.dims, affine_prob=config.affine_prob, seed=config.seed + rank))
+               ds.augmentation(spec.dims, affine_prob=config.affine_prob, seed=config.seed + rank,
+                               recipe=config.augment))
     for epoch in range(state.epoch, config.epochs):
         stop = _epoch(run, epoch, state, data, on_progress, cancel)
         if rank == 0:
