@@ -116,3 +116,28 @@ def test_report_button_writes_the_report(make_napari_viewer, qtbot, small_case_d
     widget.labels_combo.set_layer(orphan)
     assert widget.write_report(tmp_path / "orphan.html") is None
     assert any("No report" in m for m in notifications()) and not (tmp_path / "orphan.html").exists()
+
+
+def test_labels_combo_follows_the_newest_prediction(make_napari_viewer, tiny_case) -> None:
+    """Measure starts on the reference of the case and follows each new prediction (as Correct and Save)."""
+    from dataclasses import replace
+
+    from napari.layers import Labels
+
+    from napari_brats_seg._napari.layers import case_layer_data, labels_layer_data, source_of
+    from napari_brats_seg._napari.widgets._qt import add_layer_data
+
+    viewer = make_napari_viewer()
+    layers = add_layer_data(viewer, case_layer_data(tiny_case))
+    gt = next(ly for ly in layers if isinstance(ly, Labels))
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measure")
+    assert widget.labels_combo.layer() is gt
+    src = replace(source_of(gt), role="prediction")
+    preds = []
+    for name in ("first", "second"):
+        d, kwargs, _ = labels_layer_data(np.array(tiny_case.ground_truth, dtype=np.uint8), src,
+                                         f"{name} [{tiny_case.case_id}]")
+        preds.append(viewer.add_labels(d, **kwargs))
+        assert widget.labels_combo.layer() is preds[-1]
+    viewer.layers.remove(preds[-1])
+    assert widget.labels_combo.layer() is preds[0]

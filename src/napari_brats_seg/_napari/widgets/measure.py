@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 from ...core.errors import BratsSegError
 from ...core.measure import MAX_TARGETS, CaseMeasurement, measurability
 from ..layers import case_from_layers, source_of
+from ..session import Session
 from ..worker import Task, start_task
 from ._qt import LayerCombo
 
@@ -67,7 +68,9 @@ class MeasureWidget(QWidget):
         self._keys: list[tuple[int, str]] = []  # per shape: (row index, "long" | "perp")
         self._spacing = np.ones(3)
 
-        self.labels_combo = LayerCombo(napari_viewer, Labels)
+        self.session = Session.for_viewer(napari_viewer)
+        self._default: Any = None
+        self.labels_combo = LayerCombo(napari_viewer, Labels, default=self.session.correct_target)
         self.region_combo = QComboBox()
         self.region_combo.addItems(["ET", "WT"])
         self.region_combo.setToolTip("ET: RANO (enhancing tumour); WT: RANO-LGG style (whole tumour)")
@@ -97,6 +100,16 @@ class MeasureWidget(QWidget):
         self.measure_button.clicked.connect(self.measure)
         self.report_button.clicked.connect(self._pick_report)
         self.table.cellClicked.connect(self._go_to_row)
+        self.session.defaults_changed.connect(self._apply_default)
+        self._apply_default()
+
+    def _apply_default(self) -> None:
+        """Follow the newest prediction (else the reference) when it changes, as Correct and Save do."""
+        default = self.session.correct_target()
+        if default is not self._default:
+            self._default = default
+            if default is not None:
+                self.labels_combo.set_layer(default)
 
     # -- measuring -----------------------------------------------------------------------------
     def measure(self) -> Task | None:
