@@ -106,3 +106,33 @@ def test_view_command_docks_every_widget(qtbot) -> None:
         assert sum(isinstance(ly, Image) for ly in viewer.layers) == 4
     finally:
         viewer.close()
+
+
+def test_load_widget_accepts_a_file_stored_transposed(make_napari_viewer, qtbot, small_case_dir: Path,
+                                                      tmp_path: Path) -> None:
+    """A sequence stored in another voxel order on the same world grid loads, as the reader accepts it."""
+    import shutil
+
+    from napari_brats_seg.core.io import read_case
+
+    case_dir = tmp_path / small_case_dir.name
+    shutil.copytree(small_case_dir, case_dir)
+    for stray in case_dir.glob("other_grid*"):
+        stray.unlink()
+    t2 = next(case_dir.glob("*_t2.nii.gz"))
+    img = nib.load(str(t2))
+    data = np.asanyarray(img.dataobj)
+    swap = img.affine[:, [1, 0, 2, 3]]  # voxel axes i and j exchanged: the same voxels, stored transposed
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(data.transpose(1, 0, 2)), swap, img.header), str(t2))
+    expected = read_case(small_case_dir).images["t2"]
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
+    assert widget.inspect(str(case_dir)) is not None
+    text = widget.geometry_label.text()
+    assert text.startswith("Geometry OK") and "another voxel order" in text and "T2" in text
+    assert widget.load_button.isEnabled()
+    qtbot.mouseClick(widget.load_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(viewer.layers) == 5, timeout=30_000)
+    t2_layer = next(ly for ly in viewer.layers if isinstance(ly, Image) and source_of(ly).modality == "t2")
+    np.testing.assert_array_equal(np.asarray(t2_layer.data), expected)

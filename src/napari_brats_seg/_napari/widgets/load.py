@@ -62,7 +62,8 @@ def geometry_check(files: CaseFiles) -> tuple[bool, str]:
     if files.seg is not None:
         paths["segmentation"] = files.seg
     ref_name, ref = None, None
-    problems = []
+    problems: list[str] = []
+    reordered: list[str] = []
     for name, p in paths.items():
         try:
             geo = Geometry.from_image(nib.load(str(p)))
@@ -72,16 +73,20 @@ def geometry_check(files: CaseFiles) -> tuple[bool, str]:
         if ref is None:
             ref_name, ref = name, geo
             continue
-        why = ref.agrees_with(geo, AFFINE_ATOL)
+        why = ref.grid_difference(geo, AFFINE_ATOL)  # as the reader: another voxel order is fine
         if why:
             problems.append(f"{name} vs {ref_name}: {why}")
+        elif ref.agrees_with(geo, AFFINE_ATOL):
+            reordered.append(f"{name} ({''.join(geo.axcodes)})")
     if problems:
         return False, "Geometry differs: " + "; ".join(problems)
     if ref is None:
         return False, "no files"
     sp = ", ".join(f"{z:g}" for z in ref.zooms)
+    note = (f"; stored in another voxel order on the same grid, reordered exactly when read: "
+            f"{', '.join(reordered)}" if reordered else "")
     return True, (f"Geometry OK: {len(paths)} files agree: shape {ref.shape}, spacing ({sp}) mm, "
-                  f"orientation {''.join(ref.axcodes)}{' (oblique)' if ref.is_oblique else ''}")
+                  f"orientation {''.join(ref.axcodes)}{' (oblique)' if ref.is_oblique else ''}{note}")
 
 
 class LoadWidget(QWidget):
