@@ -11,7 +11,10 @@ otherwise). A box of more than ``max_voxels`` voxels is walked on a grid coarsen
 factor (block means), the probabilities brought back by linear interpolation and the strokes
 imposed at full resolution, which bounds the time of a run.
 
-The box of the result replaces the box of the label map; everything outside it is unchanged.
+The box of the result replaces the box of the label map; everything outside it is unchanged. With
+``editable`` (3D Slicer's *Editable area* masking) only the voxels that now hold one of those labels
+may change: ``editable=(0,)`` grows a missed edema into background only, ``editable=(2,)`` carves
+background out of an edema that overflows, and neither ever eats the core.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def _walk(data: np.ndarray, seeds: np.ndarray, brain: np.ndarray, spacing: Seque
     from importlib.util import find_spec
 
     from skimage.segmentation import random_walker
+    from threadpoolctl import threadpool_limits
 
     mode = "cg_mg" if find_spec("pyamg") is not None else "cg_j"     # multigrid: a few times faster
     values = np.unique(seeds[seeds > 0])
@@ -87,9 +91,12 @@ def _walk(data: np.ndarray, seeds: np.ndarray, brain: np.ndarray, spacing: Seque
     coarse_seeds[~coarse_brain] = -1                       # inactive: outside the brain
     idx = np.nonzero(seeds)
     coarse_seeds[tuple(i // f for i in idx)] = np.searchsorted(values, seeds[idx]) + 1
-    prob = random_walker(_coarsen(data, f), coarse_seeds, beta=beta, mode=mode, tol=1e-2,
-                         channel_axis=-1, spacing=tuple(float(s) * f for s in spacing),
-                         return_full_prob=True)
+    # The conjugate-gradient steps are dot products of vectors of the box's size: BLAS threads only
+    # add synchronisation there (several times slower on a busy machine), so one thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        prob = random_walker(_coarsen(data, f), coarse_seeds, beta=beta, mode=mode, tol=1e-2,
+                             channel_axis=-1, spacing=tuple(float(s) * f for s in spacing),
+                             return_full_prob=True)
     prob = np.nan_to_num(np.asarray(prob, dtype=np.float32))
     if f == 1:
         return prob
@@ -130,9 +137,23 @@ def grow_region(images: np.ndarray, seeds: np.ndarray, spacing: Sequence[float] 
     return box, grown
 
 
+def paste_grown(labels: np.ndarray, box: tuple[slice, ...], grown: np.ndarray,
+                editable: Sequence[int] | None = None) -> np.ndarray:
+    """A copy of ``labels`` with the grown box written in: everywhere, or (``editable``) only over
+    the voxels that hold one of those labels (0 background, 1-3 the classes)."""
+    out = np.array(labels, copy=True)
+    if editable is None:
+        out[box] = grown
+    else:
+        sub = out[box]
+        out[box] = np.where(np.isin(sub, [int(v) for v in editable]), grown, sub)
+    return out
+
+
 def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray], seeds: np.ndarray,
                     spacing: Sequence[float] | None = None, *, margin_mm: float = 10.0, beta: float = 130.0,
-                    max_voxels: int | None = 64_000, on_progress: ProgressCallback | None = None,
+                    max_voxels: int | None = 64_000, editable: Sequence[int] | None = None,
+                    on_progress: ProgressCallback | None = None,
                     cancel: CancelToken | None = None) -> np.ndarray:
     """The label map with the strokes' neighbourhood relabelled by a random walker.
 
@@ -152,6 +173,8 @@ def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray
         Edge-weight sharpness of ``skimage.segmentation.random_walker``.
     max_voxels
         Walk on a coarser grid when the box is larger (None: always at full resolution).
+    editable
+        Change only the voxels that hold one of these labels (None: every voxel of the box).
     on_progress, cancel
         Progress callback and cancel token.
 
@@ -165,6 +188,4 @@ def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray
         raise EditError(f"the seeds {np.shape(seeds)} do not lie on the label map's grid {labels.shape}")
     box, grown = grow_region(images, seeds, spacing, margin_mm=margin_mm, beta=beta, max_voxels=max_voxels,
                              on_progress=on_progress, cancel=cancel)
-    out = np.array(labels, copy=True)
-    out[box] = grown
-    return out
+    return paste_grown(labels, box, grown, editable)
