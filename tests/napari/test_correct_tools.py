@@ -165,6 +165,14 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     assert not np.array_equal(grown, original) and (grown[strokes == 3] == 3).all()
     assert (grown[strokes == BACKGROUND_SEED] == 0).all()
     assert _undone(gt, original)
+    tools.grow_editable.setCurrentText("only background")   # Slicer's editable area: labels are kept
+    tools.grow_button.click()
+    qtbot.waitUntil(lambda: tools.grow_task is None, timeout=60_000)
+    masked = np.array(gt.data, copy=True)
+    labelled = original > 0
+    assert np.array_equal(masked[labelled], original[labelled]) and (masked != original).any()
+    assert _undone(gt, original)
+    tools.grow_editable.setCurrentText("everything")
     tools.grow_auto.setChecked(True)                  # a new stroke grows again by itself
     with seeds.block_history():
         seeds.data_setitem(np.nonzero(strokes), strokes[np.nonzero(strokes)] * 0 + BACKGROUND_SEED)

@@ -55,6 +55,10 @@ SEED_CLASSES: dict[int, str] = {**{c: lab.CLASS_NAMES[c] for c in lab.TUMOUR_CLA
                                 grow.BACKGROUND_SEED: "background"}
 #: Armed click modes.
 CLICK_MODES = ("component", "window", "brush", "fill")
+#: What grow from seeds may change (3D Slicer's editable area): every voxel of its box, or one label's.
+GROW_EDITABLE: dict[str, tuple[int, ...] | None] = {
+    "everything": None, "only background": (lab.BACKGROUND,),
+    **{f"only {lab.CLASS_NAMES[c]}": (c,) for c in lab.TUMOUR_CLASSES}}
 
 
 def _class_combo(with_all: str | None = None) -> QComboBox:
@@ -105,7 +109,7 @@ class CorrectTools(QWidget):
     Public controls: ``component_scope``, ``component_action``, ``relabel_class``, ``pick_button``;
     ``target_combo``, ``margin_mm``, ``margin_button``, ``smooth_method``, ``smooth_mm``,
     ``smooth_button``; ``interp_class``, ``interp_button``; ``seeds_button``, ``seed_buttons``,
-    ``grow_margin``, ``grow_button``, ``grow_auto``; ``mask_sequence``, ``mask_low``,
+    ``grow_margin``, ``grow_editable``, ``grow_button``, ``grow_auto``; ``mask_sequence``, ``mask_low``,
     ``mask_high``, ``mask_pick_button``, ``mask_brush_button``, ``mask_fill_button``;
     ``logic_source``, ``logic_op``, ``logic_class``, ``logic_button``; ``status``.
 
@@ -191,9 +195,13 @@ class CorrectTools(QWidget):
         self.grow_button = QPushButton("Grow from seeds")
         self.grow_button.clicked.connect(self.grow)
         self.grow_auto = QCheckBox("Grow again as strokes are added")
+        self.grow_editable = QComboBox()
+        self.grow_editable.addItems(list(GROW_EDITABLE))
+        self.grow_editable.setToolTip("Which voxels the grow may change (3D Slicer's editable area): only "
+                                      "background grows a missed part, only edema carves an overflow out")
         return _group("Grow from seeds (random walker, 4 sequences)", self.seeds_button,
                       ("Paint", _row(*self.seed_buttons.values())), ("Margin around strokes", self.grow_margin),
-                      self.grow_button, self.grow_auto)
+                      ("May change", self.grow_editable), self.grow_button, self.grow_auto)
 
     def _mask_group(self) -> QCollapsible:
         self.mask_sequence = QComboBox()
@@ -392,11 +400,10 @@ class CorrectTools(QWidget):
 
         def put(result: tuple[tuple[slice, ...], np.ndarray]) -> None:
             box, grown = result
+            editable = GROW_EDITABLE[self.grow_editable.currentText()]
 
             def fn(a: np.ndarray) -> np.ndarray:
-                out = np.array(a, copy=True)
-                out[box] = grown
-                return out
+                return grow.paste_grown(a, box, grown, editable)
 
             if layer in self.viewer.layers:
                 self.apply("grow from seeds", fn)
