@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -41,19 +40,24 @@ from correction_preds import DEFAULT_MODEL, prediction
 from correction_sim import brush_step, interior_point, largest_error, region_dice, tool_step
 
 from napari_brats_seg.core import labels as lab
+from napari_brats_seg.core.case import MODALITIES
 from napari_brats_seg.core.edit._common import bbox
 from napari_brats_seg.core.io import read_case
 
 CHECKPOINTS = (5, 10, 20)
 
 
-def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., tuple[np.ndarray, str]], cap: int,
+def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., list], cap: int,
              **kw: object) -> dict[str, object]:
-    """Correct until WT Dice >= 0.95 (and at least 20 steps) or ``cap`` interactions."""
+    """Correct until WT Dice >= 0.95 (and at least 20 interactions) or ``cap`` interactions.
+
+    Each step returns its interactions (strokes, clicks), each with the labels after it and the
+    tool's own compute time; every one counts.
+    """
     dice = [region_dice(pred, gt)]
     seconds: list[float] = []
     tools: Counter[str] = Counter()
-    for _ in range(cap):
+    while len(dice) <= cap:
         if dice[-1]["WT"] >= 0.95 and len(dice) > max(CHECKPOINTS):
             break
         err = largest_error(pred, gt)
@@ -61,11 +65,11 @@ def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., tuple[np.ndar
             dice.append(dice[-1])
             continue
         p, depth = interior_point(err.mask)
-        t0 = time.perf_counter()
-        pred, tool = step(pred, gt, p, err=err, depth=depth, **kw)
-        seconds.append(time.perf_counter() - t0)
-        tools[tool] += 1
-        dice.append(region_dice(pred, gt))
+        for out, tool, sec in step(pred, gt, p, err=err, depth=depth, **kw)[: cap + 1 - len(dice)]:
+            seconds.append(sec)
+            tools[tool.split(":")[0]] += 1
+            dice.append(dice[-1] if out is pred else region_dice(out, gt))   # a stroke into seeds changes nothing
+            pred = out
 
     def noc(th: float) -> int:
         return next((i for i, d in enumerate(dice) if d["WT"] >= th), cap)
@@ -83,10 +87,11 @@ def run_case(case_dir: Path, args: argparse.Namespace) -> dict[str, dict]:
     gt = case.ground_truth
     box = bbox((gt > 0) | (pred > 0), 12)
     gt, pred = gt[box], pred[box].astype(np.uint8)
-    images = {m: case.images[m][box] for m in ("flair", "t1ce")}
+    images = {m: case.images[m][box] for m in MODALITIES}
+    stack = np.stack([images[m] for m in MODALITIES])
     return {"tools": simulate(pred, gt, tool_step, args.cap, radius_mm=args.masked, images=images,
-                              spacing=case.spacing, history=[]),
-            "brush": simulate(pred, gt, brush_step, args.cap, radius=args.brush)}
+                              stack=stack, spacing=case.spacing, history=[], state={}),
+            "brush": simulate(pred, gt, brush_step, args.cap, radius=args.brush, spacing=case.spacing)}
 
 
 def _fmt(r: dict) -> str:
