@@ -13,7 +13,8 @@ per :data:`KEY_MM` mm), as a reader marks the top, the middle and the bottom of 
   largest error afterwards, the user adds strokes on one more slice into the same seeds layer.
 - :func:`outline_action`: on each key slice (at least three: top, middle, bottom), the region's
   outline dragged and filled in a scratch layer (two interactions), then *Fill between slices*
-  (one) and *Between layers: union* into the corrected layer (one).
+  (one) and *Between layers: union* into the corrected layer (one). When the region is still the
+  largest error afterwards: *Undo* of the union, one more slice outlined, fill and union again.
 
 The strokes are placed where the ground truth says the labels are, as interactive-segmentation
 papers place simulated clicks; what the grow or the interpolation then makes of them is not
@@ -97,7 +98,7 @@ def seed_strokes(gt: np.ndarray, err: ErrorRegion, right: int, wrong: int, spaci
 
 @dataclass
 class SeedSession:
-    """The seeds layer the user keeps painting into while one region is being grown."""
+    """The seeds (or scratch) layer the user keeps painting into while one region is being corrected."""
 
     right: int
     wrong: int
@@ -149,26 +150,43 @@ def seeds_action(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, stack: np.n
     return steps
 
 
-def outline_action(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion,
-                   spacing: tuple[float, float, float]) -> Steps:
-    """Outline + fill on the key slices of a scratch layer, fill between, union into the labels."""
-    right = int(np.bincount(gt[err.mask].ravel(), minlength=4).argmax())
-    scratch = np.zeros(pred.shape, dtype=np.uint8)
+def outline_action(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, spacing: tuple[float, float, float],
+                   state: dict[str, object] | None = None) -> Steps:
+    """Outline + fill on the key slices of a scratch layer, fill between, union into the labels.
+
+    The same region again (still the largest error): one more slice outlined (the one farthest from
+    those outlined), *Undo* of the previous union (one interaction), fill between and union again.
+    """
+    from correction_sim import region_labels
+
+    right, wrong = region_labels(pred, gt, err)
+    state = {} if state is None else state
+    session = state.get("outline")
     steps: Steps = []
-    for z in key_slices(err.mask, spacing, minimum=3):    # top, middle, bottom at least
+    if isinstance(session, SeedSession) and session.same_region(err, right, wrong):
+        pred = state["base"]                          # type: ignore[assignment]
+        steps.append((pred, "outline:undo", 0.0))
+        slices = key_slices(err.mask, spacing, marked=session.marked)
+    else:
+        session = SeedSession(right, wrong, err.mask.copy(), np.zeros(pred.shape, dtype=np.uint8))
+        state["outline"], state["base"] = session, pred
+        slices = key_slices(err.mask, spacing, minimum=3)    # top, middle, bottom at least
+    session.region |= err.mask
+    for z in slices:
         comp, n = ndimage.label(err.mask[z])
         if n == 0:
             continue
         biggest = comp == 1 + int(np.argmax(np.bincount(comp.ravel())[1:]))
         t0 = time.perf_counter()
-        scratch[z][ndimage.binary_fill_holes(biggest)] = right
-        dt = time.perf_counter() - t0
-        steps += [(pred, "outline:drag", 0.0), (pred, "outline:fill", dt)]
+        session.seeds[z][ndimage.binary_fill_holes(biggest)] = right
+        session.marked.add(z)
+        steps += [(pred, "outline:drag", 0.0), (pred, "outline:fill", time.perf_counter() - t0)]
     t0 = time.perf_counter()
+    filled = session.seeds
     with contextlib.suppress(interpolate.EditError):  # adjacent key slices: nothing between them to fill
-        scratch = interpolate.fill_between_slices(scratch, right, 0, spacing)
+        filled = interpolate.fill_between_slices(session.seeds, right, 0, spacing)
     steps.append((pred, "outline:between", time.perf_counter() - t0))
     t0 = time.perf_counter()
-    out = logic.combine(pred, scratch, "union", right)
+    out = logic.combine(pred, filled, "union", right)
     steps.append((out, "outline:union", time.perf_counter() - t0))
     return steps

@@ -237,12 +237,13 @@ def tool_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], err: Er
     """
     tool, cls = choose(pred, gt, err, p, depth, history, images if stack is not None else None)
     history.append((tool, cls))
-    if tool != "seeds" and state is not None:
-        state.pop("seeds", None)                     # another tool: the next grow starts a new seeds layer
+    if state is not None:                            # another tool: the next grow or outline starts anew
+        for other in {"seeds", "outline"} - {tool}:
+            state.pop(other, None)
     if tool == "seeds":
         return seeds_action(pred, gt, err, stack, spacing, state)
     if tool == "outline":
-        return outline_action(pred, gt, err, spacing)
+        return outline_action(pred, gt, err, spacing, state)
     t0 = time.perf_counter()
     step = float(min(spacing))
     if tool == "delete-tumour":

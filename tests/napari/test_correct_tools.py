@@ -148,6 +148,7 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     tools.seeds_button.click()
     seeds = tools.seeds_layer
     assert seeds is not None and tools.layer() is gt      # the target stays the corrected layer
+    assert tuple(seeds.units) == tuple(gt.units)           # mm like the case: no "inconsistent units" warning
     tools.grow_button.click()
     assert np.array_equal(gt.data, original) and len(gt._undo_history) == n_hist
     z = int(np.argmax((original == 3).sum(axis=(1, 2))))

@@ -349,7 +349,8 @@ class CorrectTools(QWidget):
         colours[grow.BACKGROUND_SEED] = np.array([0.55, 0.55, 0.9, 1.0])
         self.seeds_layer = self.viewer.add_labels(
             np.zeros(target.data.shape, np.uint8), name=f"seeds [{target.name}]", scale=target.scale,
-            translate=target.translate, opacity=0.9, colormap=DirectLabelColormap(color_dict=colours))
+            translate=target.translate, units=target.units,   # mm like the case: no "inconsistent units"
+            opacity=0.9, colormap=DirectLabelColormap(color_dict=colours))
         self.seeds_layer.events.paint.connect(self._on_seed_paint)
         if self._set_layer is not None:
             self._set_layer(target)
