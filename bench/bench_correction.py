@@ -27,6 +27,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -119,6 +121,7 @@ def main() -> None:
                     help="largest radius of the intensity-limited 3D brush (mm)")
     args = ap.parse_args()
     results = {}
+    load0 = os.getloadavg()[0]
     for c in args.cases:
         r = run_case(c, args)
         results[c.name] = r
@@ -126,6 +129,8 @@ def main() -> None:
         print(f"{c.name}: start WT/TC/ET {start['WT']:.2f}/{start['TC']:.2f}/{start['ET']:.2f}", flush=True)
         for m in ("tools", "brush"):
             print(f"  {m:5s} {_fmt(r[m])}  {r[m]['tools']}", flush=True)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f} (at the start {load0:.1f})")
     means = {m: _summary(results, m, args.cap) for m in ("tools", "brush")}
     for m, s in means.items():
         print(f"mean {m:5s} {_fmt(s)}; never reached 0.90: {s['capped90']}, 0.95: {s['capped95']} "

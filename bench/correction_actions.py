@@ -46,8 +46,8 @@ SEED_RADIUS = 5
 OUTSIDE_RADIUS = 3
 #: How far around the strokes the random walker reaches (mm).
 GROW_MARGIN_MM = 8.0
-#: The walker's problem size (``grow_from_seeds``' ``max_voxels``).
-GROW_VOXELS = 64_000
+#: The walker's problem size: the widget's (``grow_from_seeds``' default).
+GROW_VOXELS = grow.MAX_VOXELS
 
 Steps = list[tuple[np.ndarray, str, float]]
 

@@ -127,12 +127,12 @@ def _open(tools, index: int) -> None:
 
 def session(args: argparse.Namespace) -> None:
     """The steps of the session (see the module's docstring)."""
+    from correction_actions import seed_strokes
     from napari.layers import Labels
     from qtpy.QtWidgets import QApplication
-
-    from correction_actions import seed_strokes
-    from napari_brats_seg.commands.view import open_viewer
     from screenshot import _segment
+
+    from napari_brats_seg.commands.view import open_viewer
 
     args.out_dir.mkdir(parents=True, exist_ok=True)
     viewer = open_viewer([str(args.case)], show=True)

@@ -7,9 +7,9 @@ voxel with the seed it most probably reaches first, with edge weights from all f
 (each z-scored inside the box) and the voxel spacing. Voxels outside the brain (all sequences 0)
 are left out of the walk and become background. The linear systems are solved by conjugate
 gradients with an algebraic-multigrid preconditioner when ``pyamg`` is installed (Jacobi
-otherwise). A box of more than ``max_voxels`` voxels is walked on a grid coarsened by an integer
-factor (block means), the probabilities brought back by linear interpolation and the strokes
-imposed at full resolution, which bounds the time of a run.
+otherwise), on one BLAS thread. A box of more than ``max_voxels`` voxels (:data:`MAX_VOXELS`) is
+walked on a grid coarsened by an integer factor (block means), the probabilities brought back by
+linear interpolation and the strokes imposed at full resolution, which bounds the time of a run.
 
 The box of the result replaces the box of the label map; everything outside it is unchanged. With
 ``editable`` (3D Slicer's *Editable area* masking) only the voxels that now hold one of those labels
@@ -32,6 +32,9 @@ from ._common import EditError, as_labels, bbox, mm_to_voxels, spacing3
 BACKGROUND_SEED = 5
 #: Seed values a seeds map may hold.
 SEED_VALUES = (*lab.TUMOUR_CLASSES, BACKGROUND_SEED)
+#: Largest random-walker problem (voxels) before the box is coarsened: bounds a grow's time (see
+#: the README's measurements: a tumour-sized box coarsened to this walks in a few tenths of a second).
+MAX_VOXELS = 32_000
 
 
 def seed_box(seeds: np.ndarray, margin_mm: float, spacing: Sequence[float]) -> tuple[slice, ...]:
@@ -105,7 +108,7 @@ def _walk(data: np.ndarray, seeds: np.ndarray, brain: np.ndarray, spacing: Seque
 
 
 def grow_region(images: np.ndarray, seeds: np.ndarray, spacing: Sequence[float] | None = None, *,
-                margin_mm: float = 10.0, beta: float = 130.0, max_voxels: int | None = 64_000,
+                margin_mm: float = 10.0, beta: float = 130.0, max_voxels: int | None = MAX_VOXELS,
                 on_progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> tuple[tuple[slice, ...], np.ndarray]:
     """The random walker's labels in the strokes' box: ``(box, labels_of_the_box)``.
@@ -152,7 +155,7 @@ def paste_grown(labels: np.ndarray, box: tuple[slice, ...], grown: np.ndarray,
 
 def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray], seeds: np.ndarray,
                     spacing: Sequence[float] | None = None, *, margin_mm: float = 10.0, beta: float = 130.0,
-                    max_voxels: int | None = 64_000, editable: Sequence[int] | None = None,
+                    max_voxels: int | None = MAX_VOXELS, editable: Sequence[int] | None = None,
                     on_progress: ProgressCallback | None = None,
                     cancel: CancelToken | None = None) -> np.ndarray:
     """The label map with the strokes' neighbourhood relabelled by a random walker.
