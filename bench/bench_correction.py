@@ -47,6 +47,8 @@ from napari_brats_seg.core.edit._common import bbox
 from napari_brats_seg.core.io import read_case
 
 CHECKPOINTS = (5, 10, 20)
+#: The issue's bound on one interaction's compute time (s).
+SLOW_S = 0.5
 
 
 def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., list], cap: int,
@@ -79,7 +81,8 @@ def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., list], cap: i
     after = {k: dice[min(k, len(dice) - 1)] for k in CHECKPOINTS}
     return {"noc90": noc(0.90), "noc95": noc(0.95), "after": after, "tools": dict(tools),
             "s": float(np.mean(seconds)) if seconds else 0.0,
-            "s_max": float(np.max(seconds)) if seconds else 0.0, "start": dice[0]}
+            "s_max": float(np.max(seconds)) if seconds else 0.0, "start": dice[0],
+            "slow": sum(t > SLOW_S for t in seconds), "n": len(seconds)}
 
 
 def run_case(case_dir: Path, args: argparse.Namespace) -> dict[str, dict]:
@@ -99,7 +102,7 @@ def run_case(case_dir: Path, args: argparse.Namespace) -> dict[str, dict]:
 def _fmt(r: dict) -> str:
     a = " ".join(f"@{k}:" + "/".join(f"{r['after'][k][g]:.2f}" for g in lab.REGIONS) for k in CHECKPOINTS)
     return (f"NoC@90 {r['noc90']:5.2f} NoC@95 {r['noc95']:5.2f}  Dice WT/TC/ET {a}  "
-            f"{r['s']:.3f} s/step (max {r['s_max']:.3f})")
+            f"{r['s']:.3f} s/step (max {r['s_max']:.3f}, {r['slow']} of {r['n']} over {SLOW_S} s)")
 
 
 def _summary(results: dict[str, dict], arm: str, cap: int) -> dict[str, object]:
@@ -108,6 +111,7 @@ def _summary(results: dict[str, dict], arm: str, cap: int) -> dict[str, object]:
     return {"noc90": float(np.mean([r["noc90"] for r in rs])), "noc95": float(np.mean([r["noc95"] for r in rs])),
             "after": after, "s": float(np.mean([r["s"] for r in rs])),
             "s_max": float(np.max([r["s_max"] for r in rs])),
+            "slow": sum(r["slow"] for r in rs), "n": sum(r["n"] for r in rs),
             "capped90": sum(r["noc90"] >= cap for r in rs), "capped95": sum(r["noc95"] >= cap for r in rs)}
 
 
