@@ -18,7 +18,8 @@ screenshot (``correction-N-*.png``, the whole window scaled to ``--width`` pixel
 4. ``grown``: *Grow from seeds* with *May change: only background*;
 5. ``margin``: *Margin* of ``--margin-target`` by ``--margin-mm`` (default: the whole tumour shrunk
    by 1 mm, the prediction overflowing the reference);
-6. ``score``: Score, the reference against the corrected labels.
+6. ``score``: *Undo* (the margin taken back in one step), then Score, the reference against the
+   corrected labels.
 
 The reference labels of the case play the reader's eye (where the model is wrong); the script
 prints the Dice after each step.
@@ -33,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+#: Largest PNG kept in full colour (bytes); larger ones are written with a 256-colour palette.
+MAX_BYTES = 290_000
 sys.path[:0] = [str(HERE), str(HERE.parent / "bench")]
 
 
@@ -109,7 +112,9 @@ class Shots:
         if pil.width > self.width:
             pil = pil.resize((self.width, round(pil.height * self.width / pil.width)), Image.LANCZOS)
         path = self.out / f"{name}.png"
-        pil.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)  # < 300 KB
+        pil.save(path, optimize=True)
+        if path.stat().st_size > MAX_BYTES:        # a 256-colour palette (octree keeps the label colours)
+            pil.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
         print(f"wrote {path} ({path.stat().st_size // 1024} KB)", flush=True)
         return path
 
@@ -201,6 +206,9 @@ def session(args: argparse.Namespace) -> None:
     viewer.layers.selection.active = pred
     shots.take("correction-5-margin")
     print("after margin:", _dice(np.asarray(pred.data), gt))
+    before = np.array(pred.data, copy=True)
+    correct.undo_button.click()                     # the margin taken back: one undo step
+    print("after undo:", _dice(np.asarray(pred.data), gt), "changed back:", int((before != pred.data).sum()))
 
     # 6: the score of the corrected labels.
     score = dock.score

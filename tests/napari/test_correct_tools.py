@@ -149,6 +149,7 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     seeds = tools.seeds_layer
     assert seeds is not None and tools.layer() is gt      # the target stays the corrected layer
     assert tuple(seeds.units) == tuple(gt.units)           # mm like the case: no "inconsistent units" warning
+    assert "paint strokes" in tools.status.text()          # the status says what to do next
     tools.grow_button.click()
     assert np.array_equal(gt.data, original) and len(gt._undo_history) == n_hist
     z = int(np.argmax((original == 3).sum(axis=(1, 2))))

@@ -352,6 +352,8 @@ class CorrectTools(QWidget):
             translate=target.translate, units=target.units,   # mm like the case: no "inconsistent units"
             opacity=0.9, colormap=DirectLabelColormap(color_dict=colours))
         self.seeds_layer.events.paint.connect(self._on_seed_paint)
+        self.status.setText("seeds layer added: paint strokes of each label (and of background) into it, "
+                            "then Grow from seeds")
         if self._set_layer is not None:
             self._set_layer(target)
         return self.seeds_layer
