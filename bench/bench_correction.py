@@ -4,10 +4,12 @@ A simulated user (``bench/correction_sim.py``) corrects a model's prediction tow
 truth, one interaction at a time, as interactive-segmentation papers count clicks: each step finds
 the largest error region (a false-positive or false-negative 26-connected component, per class),
 takes its interior point farthest from the region's border, and acts there: with napari's brush
-(one disc of ``--brush`` voxels radius in the axial slice of the point, painting the class seen
+(one drag of ``--brush`` voxels radius in the axial slice of the point, painting the class seen
 there; background erases) or with the tool a user would choose (delete or relabel the component
-under the point in one click, a margin when the error is a shell around the class, else one dab of
-the intensity-limited 3D brush). Nothing is undone by checking the ground truth.
+under the point in one click, a margin when the error is a thin shell around the class, grow from
+seeds or outline + fill between slices for a large region, else a drag of the intensity-limited 3D
+brush). A step may take several interactions (strokes, then clicks); every one counts, and nothing
+is undone by checking the ground truth.
 
 It prints per case and as means: interactions to reach whole-tumour Dice 0.90 and 0.95 (NoC@90,
 NoC@95; ``--cap`` when never reached), mean Dice of WT/TC/ET after 5, 10 and 20 interactions and
@@ -16,8 +18,7 @@ seconds per interaction (the tool's own time), the tools used; the last line is
 
 The simulation starts from ``--model``'s predictions (default ``unet3d-default``, the shipped
 default model, on the CPU), cached as ``.nii.gz`` under ``bench/out/correction_preds/`` (see
-``correction_preds.py``) so re-runs skip the network. Not simulated: grow from seeds, fill between
-slices and smoothing.
+``correction_preds.py``) so re-runs skip the network. Not simulated: smoothing.
 
 Usage::
 
