@@ -118,8 +118,9 @@ def seeds_action(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, stack: np.n
     A new region: *New seeds layer* (one click), then the strokes of the key slices; every stroke
     once both labels are painted re-grows (the interaction's time is that grow's). The same region
     again (the grow left part of it): strokes on one more slice, farthest from those marked, into
-    the same seeds layer, each re-growing. Each grow is written over the labels as they are (as the
-    widget's is): with *May change* one label, what an earlier grow turned to the other label stays.
+    the same seeds layer, each re-growing. A re-grow replaces the previous grow (written over the
+    labels before the session's first grow), as the widget's does while the layer holds the
+    previous grow's result.
     """
     from correction_sim import region_labels
 
@@ -129,9 +130,10 @@ def seeds_action(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, stack: np.n
     steps: Steps = []
     if not isinstance(session, SeedSession) or not session.same_region(err, right, wrong):
         session = SeedSession(right, wrong, err.mask.copy(), np.zeros(pred.shape, dtype=np.uint8))
-        state["seeds"] = session
+        state["seeds"], state["base"] = session, pred
         steps.append((pred, "seeds:new-layer", 0.0))
     session.region |= err.mask
+    base = state["base"]
     strokes = seed_strokes(gt, err, right, wrong, spacing, session.marked)
     if not strokes:                                  # every slice of the region is marked: nothing new
         state.pop("seeds")
@@ -142,7 +144,7 @@ def seeds_action(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, stack: np.n
         session.marked.add(z)
         t0 = time.perf_counter()
         with contextlib.suppress(grow.EditError):     # strokes of one kind so far: no grow yet
-            out = grow.grow_from_seeds(out, stack, session.seeds, spacing, margin_mm=GROW_MARGIN_MM,
+            out = grow.grow_from_seeds(base, stack, session.seeds, spacing, margin_mm=GROW_MARGIN_MM,
                                        max_voxels=GROW_VOXELS, editable=(wrong,))
         steps.append((out, "seeds:stroke", time.perf_counter() - t0))
     return steps

@@ -129,6 +129,8 @@ class CorrectTools(QWidget):
         self.viewer, self._get_layer, self._set_layer = viewer, get_layer, set_layer
         self.seeds_layer: Labels | None = None
         self.grow_task: Task | None = None
+        #: The last grow: (layer, seeds layer, labels before it, labels after it).
+        self._grown: tuple[Labels, Labels | None, np.ndarray, np.ndarray] | None = None
         self.click_mode: str | None = None
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -379,6 +381,16 @@ class CorrectTools(QWidget):
             raise EditError(f"the case's sequences {case.shape} do not lie on the layer's grid {layer.data.shape}")
         return case.stack(MODALITIES)
 
+    def _grow_start(self, layer: Labels) -> np.ndarray:
+        """The labels a grow is written over: those before the previous grow when the layer still
+        holds exactly that grow's result (a re-grow as strokes are added replaces the previous
+        grow, as 3D Slicer's preview does, rather than compounding it), else the layer's labels."""
+        if self._grown is not None:
+            was, seeds, start, after = self._grown
+            if was is layer and seeds is self.seeds_layer and np.array_equal(layer.data, after):
+                return start
+        return np.array(layer.data, copy=True)
+
     def grow(self) -> Task | None:
         """Grow the target's labels from the seeds layer's strokes, in the background (one undo step)."""
         if self.grow_task is not None:
@@ -404,12 +416,14 @@ class CorrectTools(QWidget):
         def put(result: tuple[tuple[slice, ...], np.ndarray]) -> None:
             box, grown = result
             editable = GROW_EDITABLE[self.grow_editable.currentText()]
+            start = self._grow_start(layer)
 
             def fn(a: np.ndarray) -> np.ndarray:
-                return grow.paste_grown(a, box, grown, editable)
+                return grow.paste_grown(start, box, grown, editable)
 
             if layer in self.viewer.layers:
                 self.apply("grow from seeds", fn)
+                self._grown = (layer, self.seeds_layer, start, np.array(layer.data, copy=True))
 
         self.status.setText("growing from seeds...")
         self.grow_task = start_task(work, description="grow from seeds", on_success=put,
