@@ -8,7 +8,7 @@ coarsened grid; ``ratio`` = reference / tool on the whole case.
 
 Usage::
 
-    python bench/bench_tools.py [--case ../shared/data/brats2018/Brats18_2013_11_1] [--repeats 3]
+    python bench/bench_tools.py [--case ../shared/data/brats2018/Brats18_2013_11_1] [--repeats 3] [--only grow]
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", type=Path, default=ROOT.parent / "shared/data/brats2018/Brats18_2013_11_1")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only", default="", help="time only the tools whose name contains this (e.g. grow)")
     args = ap.parse_args()
     case = read_case(args.case)
     labels, images, sp = case.ground_truth, case.stack(), case.spacing
@@ -114,9 +115,11 @@ def main() -> None:
     whole_tools = tools(labels, images, sp)
     refs = references(labels, images, sp)
     print(f"case {case.case_id}, shape {labels.shape}, region 80^3, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, best of {args.repeats}")
+          f"{os.cpu_count()} CPUs, best of {args.repeats}, load average {os.getloadavg()[0]:.1f}")
     print(f"{'tool':34s} {'region s':>9s} {'case s':>8s} {'reference s':>12s} {'ratio':>6s}")
     for name, fn in whole_tools.items():
+        if args.only not in name:
+            continue
         t_region = best(region_tools[name], args.repeats)
         t_case = best(fn, args.repeats)
         if name in refs:
@@ -126,7 +129,7 @@ def main() -> None:
             ref = f"{'-':>12s} {'-':>6s}"
         print(f"{name:34s} {t_region:9.3f} {t_case:8.3f} {ref}", flush=True)
     seeds = strokes(labels)
-    for mv in (64_000, None):
+    for mv in (grow.MAX_VOXELS, None):
         grown = grow.grow_from_seeds(np.zeros_like(labels), images, seeds, sp, margin_mm=5.0, max_voxels=mv)
         dice = {c: 2 * ((grown == c) & (labels == c)).sum() / max((grown == c).sum() + (labels == c).sum(), 1)
                 for c in (1, 2, 3)}

@@ -7,11 +7,17 @@ distance transform) and acts there. The user sees the ground truth only through 
 its kind (false positive / false negative of class ``c``) and the true class of its voxels. Nothing
 is undone by checking the ground truth: every action counts, good or bad.
 
+A step is one action of the user at that point; it may take several interactions (the strokes
+then the click of grow from seeds), each counted and each returned with the labels after it and
+the tool's own compute time (a stroke into the seeds layer changes no label). One stroke is one
+drag in one slice (``correction_strokes.py`` says what it covers and why), in both arms.
+
 Two arms:
 
-- :func:`brush_step`: one stroke of napari's brush, a disc of fixed radius in the axial slice of the
-  point, painting the class the user sees there (background erases);
-- :func:`tool_step`: the tool a user would pick, :func:`choose` says which:
+- :func:`brush_step`: one stroke of napari's brush (fixed radius) in the axial slice of the point,
+  painting the class the user sees there (background erases);
+- :func:`tool_step`: the tool a user would pick, :func:`choose` says which, by what the region
+  looks like (its size, shape and contrast on the image), never by the Dice it would give:
 
   * ``delete``: the error is a false positive covering (nearly) a whole predicted component of
     background truth: one click of *Pick a component* (the whole tumour component when all of it is
@@ -21,15 +27,27 @@ Two arms:
   * ``grow`` / ``shrink``: the error is a shell around the predicted class (it covers most of the
     class's outer / inner boundary): *Margin* of the class by the shell's thickness (twice the
     region's largest inscribed radius, in mm);
-  * ``masked``: otherwise one dab of the intensity-limited 3D brush (radius ``radius_mm``; window
-    picked from the voxel: FLAIR for edema and background, T1ce for the core).
+  * ``seeds``: a large region (at least :data:`LARGE` voxels) that stands out on the image from
+    the label around it (contrast at least :data:`CONTRAST` of the sequence's range): *Grow from
+    seeds* (only the wrong label may change): on 1-3 axial key slices across the region (one per
+    :data:`KEY_MM` of its height) a stroke of the region's true label inside it and one of the
+    label it wrongly holds just outside it, then one *Grow* click (:mod:`correction_actions`);
+  * ``outline``: a large missed region that does not stand out on the image: outline it on the key
+    slices of a scratch layer (a drag around it + a fill click each), *Fill between slices*, and
+    *Between layers: union* into the corrected layer;
+  * ``masked``: otherwise one stroke of the intensity-limited 3D brush (radius sized to the region,
+    at most ``radius_mm``; window picked from the voxel: FLAIR for edema and background, T1ce for
+    the core).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
+from correction_actions import outline_action, seeds_action
+from correction_strokes import CAP_MM, centreline, stroke_inside  # bench/ is on sys.path
 from scipy import ndimage
 
 from napari_brats_seg.core import labels as lab
@@ -44,6 +62,13 @@ WHOLE = 0.9
 SHELL = 0.6
 #: Margins only for thin shells: largest inscribed radius at most this (voxels).
 THIN = 3.0
+#: A region this large (voxels, about 1 ml at 1 mm) is worth a region tool (grow or outline).
+LARGE = 1000
+#: A region stands out when its median differs from the surrounding label's by this fraction of the
+#: sequence's 0.5-99.5 percentile range (the masked brush's half-window).
+CONTRAST = 0.1
+#: napari's default brush radius (size 10), in voxels.
+BRUSH_RADIUS = 5
 
 
 @dataclass
@@ -115,12 +140,40 @@ def _touching(pred: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.isin(comp, ids[ids > 0])
 
 
+def sequence_for(classes: set[int]) -> str:
+    """The sequence a reader judges these labels on: FLAIR for edema vs background, else T1ce."""
+    return "flair" if classes <= {lab.BACKGROUND, lab.EDEMA} else "t1ce"
+
+
+def region_labels(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion) -> tuple[int, int]:
+    """``(true, wrong)``: the label the region should hold (what the image shows) and the one it holds."""
+    return _majority(gt[err.mask])[0], _majority(pred[err.mask])[0]
+
+
+def contrast(image: np.ndarray, region: np.ndarray, around: np.ndarray) -> float:
+    """How much the region stands out from the voxels ``around`` it, as a fraction of the image's range."""
+    if not region.any() or not around.any():
+        return 0.0
+    nz = image[image != 0]
+    lo, hi = np.percentile(nz, [0.5, 99.5]) if nz.size else (0.0, 1.0)
+    return abs(float(np.median(image[region])) - float(np.median(image[around]))) / float(max(hi - lo, 1e-6))
+
+
+def _rim(mask: np.ndarray, width: int = 3) -> np.ndarray:
+    box = bbox(mask, width + 1)
+    out = np.zeros(mask.shape, dtype=bool)
+    out[box] = ndimage.binary_dilation(mask[box], iterations=width) & ~mask[box]
+    return out
+
+
 def choose(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, p: tuple[int, int, int], depth: float,
-           history: list[tuple[str, int]] | None = None) -> tuple[str, int]:
+           history: list[tuple[str, int]] | None = None,
+           images: dict[str, np.ndarray] | None = None) -> tuple[str, int]:
     """The tool a user picks for error ``err`` at point ``p``, and the class it paints.
 
     Returns ``(tool, cls)``: tool ``"delete"``, ``"delete-tumour"``, ``"relabel"``, ``"grow"``,
-    ``"shrink"`` or ``"masked"``.
+    ``"shrink"``, ``"seeds"``, ``"outline"`` or ``"masked"``. Without ``images`` no region tool
+    (seeds, outline) is considered.
     """
     true = int(gt[p])
     if pred[p] != lab.BACKGROUND:
@@ -143,43 +196,88 @@ def choose(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, p: tuple[int, int
         if err.kind == "fp" and true == lab.BACKGROUND and \
                 _shell_fraction(err.mask[near], cls_mask[near], outer=False) >= SHELL and ("shrink", err.cls) not in undone:
             return "shrink", err.cls
+    if images is not None and err.size >= LARGE:
+        right, wrong = region_labels(pred, gt, err)
+        around = _rim(err.mask) & (gt == wrong)
+        c = contrast(images[sequence_for({right, wrong})], err.mask, around)
+        if c >= CONTRAST and around.any():
+            return "seeds", right
+        if err.kind == "fn" and wrong == lab.BACKGROUND:
+            return "outline", right
     return "masked", true
 
 
-def brush_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], radius: int,
-               **_: object) -> tuple[np.ndarray, str]:
-    """One napari brush stroke: a disc of ``radius`` voxels in slice ``p[0]``, the class seen at ``p``."""
+Steps = list[tuple[np.ndarray, str, float]]
+
+
+def brush_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], err: ErrorRegion,
+               radius: float = BRUSH_RADIUS, cap_mm: float = CAP_MM, spacing: tuple[float, float, float] = (1, 1, 1),
+               **_: object) -> Steps:
+    """One napari brush stroke in slice ``p[0]``: a drag of fixed ``radius`` voxels through ``p``
+    along the region (``correction_strokes``), painting the class seen at ``p`` (0 erases)."""
+    t0 = time.perf_counter()
+    stroke = stroke_inside(err.mask[p[0]], (p[1], p[2]), radius, cap_mm / spacing[1])
     out = pred.copy()
-    yy, xx = np.ogrid[: pred.shape[1], : pred.shape[2]]
-    disc = (yy - p[1]) ** 2 + (xx - p[2]) ** 2 <= radius ** 2
-    out[p[0]][disc] = gt[p]
-    return out, "brush"
+    out[p[0]][stroke] = gt[p]
+    return [(out, "brush", time.perf_counter() - t0)]
 
 
 def tool_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], err: ErrorRegion, depth: float,
               images: dict[str, np.ndarray], spacing: tuple[float, float, float], radius_mm: float,
-              history: list[tuple[str, int]], **_: object) -> tuple[np.ndarray, str]:
-    """The plugin tool the user picks (:func:`choose`) applied at ``p``.
+              history: list[tuple[str, int]], stack: np.ndarray | None = None,
+              state: dict[str, object] | None = None, **_: object) -> Steps:
+    """The plugin tool the user picks (:func:`choose`) applied at ``p``: its interactions.
 
     ``depth`` is the error region's largest inscribed radius (voxels): margins move the class by it,
     and the intensity-limited brush is sized to it (at least 1.5 voxels, at most ``radius_mm``), as a user
     sizes a brush to the region. ``history`` (the tools used so far, appended to) keeps the user
-    from undoing one margin with the opposite one.
+    from undoing one margin with the opposite one. ``stack`` holds the four sequences
+    ``(C, z, y, x)`` for grow from seeds (no region tool without it); ``state`` the user's seeds
+    layer between steps.
     """
-    tool, cls = choose(pred, gt, err, p, depth, history)
+    tool, cls = choose(pred, gt, err, p, depth, history, images if stack is not None else None)
     history.append((tool, cls))
+    if state is not None:                            # another tool: the next grow or outline starts anew
+        for other in {"seeds", "outline"} - {tool}:
+            state.pop(other, None)
+    if tool == "seeds":
+        return seeds_action(pred, gt, err, stack, spacing, state)
+    if tool == "outline":
+        return outline_action(pred, gt, err, spacing, state)
+    t0 = time.perf_counter()
     step = float(min(spacing))
     if tool == "delete-tumour":
-        return components.delete_component(pred, p, "tumour"), tool
-    if tool == "delete":
-        return components.delete_component(pred, p, "class"), tool
-    if tool == "relabel":
-        return components.relabel_component(pred, p, cls, "class"), tool
-    if tool in ("grow", "shrink"):
+        out = components.delete_component(pred, p, "tumour")
+    elif tool == "delete":
+        out = components.delete_component(pred, p, "class")
+    elif tool == "relabel":
+        out = components.relabel_component(pred, p, cls, "class")
+    elif tool in ("grow", "shrink"):
         mm = max(float(round(depth)), 1.0) * step
-        return margins.margin(pred, cls, mm if tool == "grow" else -mm, spacing), tool
+        out = margins.margin(pred, cls, mm if tool == "grow" else -mm, spacing)
+    else:
+        return [masked_stroke(pred, err, p, cls, images, depth, spacing, radius_mm)]
+    return [(out, tool, time.perf_counter() - t0)]
+
+
+def masked_stroke(pred: np.ndarray, err: ErrorRegion, p: tuple[int, int, int], cls: int,
+                  images: dict[str, np.ndarray], depth: float, spacing: tuple[float, float, float],
+                  radius_mm: float) -> tuple[np.ndarray, str, float]:
+    """One drag of the intensity-limited 3D brush along the region through ``p`` (window picked at ``p``;
+    the ball's radius the region's inscribed radius, at least 1.5 voxels, at most ``radius_mm``)."""
     image = images["flair"] if cls in (lab.EDEMA, lab.BACKGROUND) else images["t1ce"]
+    radius = min(max(depth, 1.5) * float(min(spacing)), float(radius_mm))
+    t0 = time.perf_counter()
     lo, hi = masks.window_at(image, p)
     v = float(image[p])
-    radius = min(max(depth, 1.5) * step, float(radius_mm))
-    return masks.masked_brush(pred, image, p, radius, cls, (min(lo, v), max(hi, v)), spacing, axis=None), tool
+    window = (min(lo, v), max(hi, v))
+    # The drag follows the region while the brush fits in it (the window limits it on the image,
+    # not at the region's border): centres at least one radius inside the region's section.
+    depth2d = ndimage.distance_transform_edt(np.pad(err.mask[p[0]], 1))[1:-1, 1:-1]
+    allowed = depth2d >= radius / spacing[1]
+    allowed[p[1], p[2]] = True
+    centres = centreline(allowed, (p[1], p[2]), CAP_MM / spacing[1])
+    out = pred.copy()
+    for y, x in centres[:: max(1, int(radius / spacing[1]))]:
+        out[masks.brush_indices(image, (p[0], y, x), radius, window, spacing, axis=None)] = int(cls)
+    return out, "masked", time.perf_counter() - t0

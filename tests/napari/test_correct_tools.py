@@ -20,7 +20,7 @@ from napari_brats_seg._napari.layers import LayerSource, case_layer_data, labels
 from napari_brats_seg._napari.widgets._qt import add_layer_data
 from napari_brats_seg.core.case import CaseInfo
 from napari_brats_seg.core.edit import components, interpolate, logic, margins, masks
-from napari_brats_seg.core.edit.grow import BACKGROUND_SEED
+from napari_brats_seg.core.edit.grow import BACKGROUND_SEED, grow_region, paste_grown
 from napari_brats_seg.core.io import read_case
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
@@ -148,6 +148,8 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     tools.seeds_button.click()
     seeds = tools.seeds_layer
     assert seeds is not None and tools.layer() is gt      # the target stays the corrected layer
+    assert tuple(seeds.units) == tuple(gt.units)           # mm like the case: no "inconsistent units" warning
+    assert "paint strokes" in tools.status.text()          # the status says what to do next
     tools.grow_button.click()
     assert np.array_equal(gt.data, original) and len(gt._undo_history) == n_hist
     z = int(np.argmax((original == 3).sum(axis=(1, 2))))
@@ -165,6 +167,14 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     assert not np.array_equal(grown, original) and (grown[strokes == 3] == 3).all()
     assert (grown[strokes == BACKGROUND_SEED] == 0).all()
     assert _undone(gt, original)
+    tools.grow_editable.setCurrentText("only background")   # Slicer's editable area: labels are kept
+    tools.grow_button.click()
+    qtbot.waitUntil(lambda: tools.grow_task is None, timeout=60_000)
+    masked = np.array(gt.data, copy=True)
+    labelled = original > 0
+    assert np.array_equal(masked[labelled], original[labelled]) and (masked != original).any()
+    assert _undone(gt, original)
+    tools.grow_editable.setCurrentText("everything")
     tools.grow_auto.setChecked(True)                  # a new stroke grows again by itself
     with seeds.block_history():
         seeds.data_setitem(np.nonzero(strokes), strokes[np.nonzero(strokes)] * 0 + BACKGROUND_SEED)
@@ -173,6 +183,24 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     assert (gt.data == 2).sum() < (grown == 2).sum()  # the edema strokes became background
     assert _undone(gt, original)
     tools.grow_auto.setChecked(False)
+
+    # A re-grow replaces the previous grow rather than compounding it (as Slicer's preview): grow,
+    # add strokes, grow again == one grow from the original with all the strokes; one undo step each.
+    tools.grow_editable.setCurrentText("only background")
+    tools.grow_button.click()
+    qtbot.waitUntil(lambda: tools.grow_task is None, timeout=60_000)
+    first = np.array(gt.data, copy=True)
+    taken = np.argwhere((first != original) & (np.asarray(seeds.data) == 0))[::5]   # grown: painted back
+    assert len(taken) > 0
+    with seeds.block_history():
+        seeds.data_setitem(tuple(taken.T), BACKGROUND_SEED)
+    tools.grow_button.click()
+    qtbot.waitUntil(lambda: tools.grow_task is None, timeout=60_000)
+    box, grown_all = grow_region(tools._case_images(gt), np.asarray(seeds.data), tools.spacing(gt), margin_mm=4.0)
+    assert (gt.data[tuple(taken.T)] == 0).all()          # compounding would have kept them labelled
+    assert np.array_equal(gt.data, paste_grown(original, box, grown_all, (0,)))
+    assert _undone(gt, first) and _undone(gt, original)
+    tools.grow_editable.setCurrentText("everything")
 
     # Intensity window picked from a voxel, then a masked brush stroke and a masked fill.
     flair = crop_case.images["flair"]

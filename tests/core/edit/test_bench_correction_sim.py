@@ -10,6 +10,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
+from correction_actions import key_slices, seed_strokes
 from correction_sim import (
     brush_step,
     choose,
@@ -18,6 +19,7 @@ from correction_sim import (
     region_dice,
     tool_step,
 )
+from correction_strokes import stroke_inside, stroke_outside
 
 SPACING = (1.0, 1.0, 1.0)
 
@@ -37,11 +39,13 @@ def _case():
     return gt, {"flair": img, "t1ce": img}
 
 
-def _step(pred, gt, images, history=None):
+def _step(pred, gt, images, history=None, stack=None, state=None):
     err = largest_error(pred, gt)
     p, depth = interior_point(err.mask)
-    return err, p, depth, tool_step(pred, gt, p, err, depth, images, SPACING, 15.0,
-                                    history if history is not None else [])
+    steps = tool_step(pred, gt, p, err, depth, images, SPACING, 15.0, history if history is not None else [],
+                      stack=stack, state=state)
+    out, tool, _ = steps[-1]
+    return err, p, depth, (out, tool)
 
 
 def test_far_false_positive_blob_is_deleted_in_one_click() -> None:
@@ -88,12 +92,66 @@ def test_missed_part_inside_gets_a_masked_dab_inside_the_region() -> None:
     assert changed.any() and (gt[changed] == 1).mean() > 0.7   # the dab is sized to the error region
 
 
-def test_brush_paints_one_disc_in_the_slice_of_the_point() -> None:
+def test_brush_stroke_is_one_capped_drag_in_the_slice_of_the_point() -> None:
     gt, _ = _case()
     pred = np.zeros_like(gt)
     err = largest_error(pred, gt)
     p, _ = interior_point(err.mask)
-    out, tool = brush_step(pred, gt, p, radius=3)
+    [(out, tool, _)] = brush_step(pred, gt, p, err, radius=3, cap_mm=12.0)
     changed = np.argwhere(out != pred)
-    assert tool == "brush" and (changed[:, 0] == p[0]).all() and len(changed) == 29   # a radius-3 disc
+    assert tool == "brush" and (changed[:, 0] == p[0]).all()           # one slice
     assert (out[out > 0] == gt[p]).all()
+    extent = changed[:, 1:].max(0) - changed[:, 1:].min(0) + 1
+    assert extent.max() <= 12 + 2 * 3 + 1 and extent.max() > 2 * 3 + 1   # a drag, not a dab, and capped
+    assert 29 < len(changed) < (12 + 7) * 7                              # more than one radius-3 disc
+
+
+def test_strokes_inside_and_just_outside_a_region() -> None:
+    region = np.zeros((40, 40), bool)
+    region[10:30, 5:35] = True
+    other = ~region
+    inside = stroke_inside(region, (20, 20), 3, 20.0, fit=True)
+    assert inside.any() and not (inside & ~region).any()               # a fitted seed stroke stays inside
+    outside = stroke_outside(region, other, 2, 20.0)
+    assert outside.any() and not (outside & region).any() and not (outside & ~other).any()
+    assert key_slices(np.ones((40, 4, 4), bool), (1.0, 1.0, 1.0)) == [4, 20, 35]   # 3 slices over 40 mm
+
+
+def _missed_edema():
+    """Truth: an edema ball around a core; prediction: the core only (the edema missed)."""
+    gt, images = _case()
+    pred = np.where(gt == 1, 1, 0).astype(np.uint8)
+    stack = np.stack([images["flair"]] * 4)
+    return gt, pred, images, stack
+
+
+def test_missed_bright_edema_is_grown_from_a_few_strokes() -> None:
+    gt, pred, images, stack = _missed_edema()
+    err = largest_error(pred, gt)
+    p, depth = interior_point(err.mask)
+    assert choose(pred, gt, err, p, depth, [], images)[0] == "seeds"
+    state: dict = {}
+    steps = tool_step(pred, gt, p, err, depth, images, SPACING, 15.0, [], stack=stack, state=state)
+    strokes = seed_strokes(gt, err, 2, 0, SPACING)
+    assert len(steps) == 1 + len(strokes) <= 7          # new seeds layer + 2 strokes a key slice
+    out = steps[-1][0]
+    assert region_dice(pred, gt)["WT"] < 0.2 and region_dice(out, gt)["WT"] > 0.9
+    assert (out[gt == 1] == 1).all()                     # "only background" may change: the core is kept
+    if (left := largest_error(out, gt)) is not None and choose(out, gt, left, *interior_point(left.mask),
+                                                               [], images)[0] == "seeds":
+        more = tool_step(out, gt, *interior_point(left.mask)[:1], left, 1.0, images, SPACING, 15.0, [],
+                         stack=stack, state=state)
+        assert [t for _, t, _ in more] == ["seeds:stroke"] * len(more) <= 2 * ["seeds:stroke"]  # one more slice
+
+
+def test_missed_faint_edema_is_outlined_and_filled_between_slices() -> None:
+    gt, pred, images, stack = _missed_edema()
+    flat = {k: np.ones_like(v) for k, v in images.items()}      # the edema does not stand out
+    err = largest_error(pred, gt)
+    p, depth = interior_point(err.mask)
+    assert choose(pred, gt, err, p, depth, [], flat)[0] == "outline"
+    steps = tool_step(pred, gt, p, err, depth, flat, SPACING, 15.0, [], stack=stack)
+    keys = key_slices(err.mask, SPACING, minimum=3)
+    assert len(steps) == 2 * len(keys) + 2                     # drag + fill per key slice, between, union
+    assert all(out is pred for out, _, _ in steps[:-1])        # the scratch layer: labels unchanged until union
+    assert region_dice(steps[-1][0], gt)["WT"] > 0.7

@@ -55,6 +55,10 @@ SEED_CLASSES: dict[int, str] = {**{c: lab.CLASS_NAMES[c] for c in lab.TUMOUR_CLA
                                 grow.BACKGROUND_SEED: "background"}
 #: Armed click modes.
 CLICK_MODES = ("component", "window", "brush", "fill")
+#: What grow from seeds may change (3D Slicer's editable area): every voxel of its box, or one label's.
+GROW_EDITABLE: dict[str, tuple[int, ...] | None] = {
+    "everything": None, "only background": (lab.BACKGROUND,),
+    **{f"only {lab.CLASS_NAMES[c]}": (c,) for c in lab.TUMOUR_CLASSES}}
 
 
 def _class_combo(with_all: str | None = None) -> QComboBox:
@@ -105,7 +109,7 @@ class CorrectTools(QWidget):
     Public controls: ``component_scope``, ``component_action``, ``relabel_class``, ``pick_button``;
     ``target_combo``, ``margin_mm``, ``margin_button``, ``smooth_method``, ``smooth_mm``,
     ``smooth_button``; ``interp_class``, ``interp_button``; ``seeds_button``, ``seed_buttons``,
-    ``grow_margin``, ``grow_button``, ``grow_auto``; ``mask_sequence``, ``mask_low``,
+    ``grow_margin``, ``grow_editable``, ``grow_button``, ``grow_auto``; ``mask_sequence``, ``mask_low``,
     ``mask_high``, ``mask_pick_button``, ``mask_brush_button``, ``mask_fill_button``;
     ``logic_source``, ``logic_op``, ``logic_class``, ``logic_button``; ``status``.
 
@@ -125,6 +129,8 @@ class CorrectTools(QWidget):
         self.viewer, self._get_layer, self._set_layer = viewer, get_layer, set_layer
         self.seeds_layer: Labels | None = None
         self.grow_task: Task | None = None
+        #: The last grow: (layer, seeds layer, labels before it, labels after it).
+        self._grown: tuple[Labels, Labels | None, np.ndarray, np.ndarray] | None = None
         self.click_mode: str | None = None
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -191,9 +197,13 @@ class CorrectTools(QWidget):
         self.grow_button = QPushButton("Grow from seeds")
         self.grow_button.clicked.connect(self.grow)
         self.grow_auto = QCheckBox("Grow again as strokes are added")
+        self.grow_editable = QComboBox()
+        self.grow_editable.addItems(list(GROW_EDITABLE))
+        self.grow_editable.setToolTip("Which voxels the grow may change (3D Slicer's editable area): only "
+                                      "background grows a missed part, only edema carves an overflow out")
         return _group("Grow from seeds (random walker, 4 sequences)", self.seeds_button,
                       ("Paint", _row(*self.seed_buttons.values())), ("Margin around strokes", self.grow_margin),
-                      self.grow_button, self.grow_auto)
+                      ("May change", self.grow_editable), self.grow_button, self.grow_auto)
 
     def _mask_group(self) -> QCollapsible:
         self.mask_sequence = QComboBox()
@@ -341,8 +351,11 @@ class CorrectTools(QWidget):
         colours[grow.BACKGROUND_SEED] = np.array([0.55, 0.55, 0.9, 1.0])
         self.seeds_layer = self.viewer.add_labels(
             np.zeros(target.data.shape, np.uint8), name=f"seeds [{target.name}]", scale=target.scale,
-            translate=target.translate, opacity=0.9, colormap=DirectLabelColormap(color_dict=colours))
+            translate=target.translate, units=target.units,   # mm like the case: no "inconsistent units"
+            opacity=0.9, colormap=DirectLabelColormap(color_dict=colours))
         self.seeds_layer.events.paint.connect(self._on_seed_paint)
+        self.status.setText("seeds layer added: paint strokes of each label (and of background) into it, "
+                            "then Grow from seeds")
         if self._set_layer is not None:
             self._set_layer(target)
         return self.seeds_layer
@@ -368,6 +381,16 @@ class CorrectTools(QWidget):
             raise EditError(f"the case's sequences {case.shape} do not lie on the layer's grid {layer.data.shape}")
         return case.stack(MODALITIES)
 
+    def _grow_start(self, layer: Labels) -> np.ndarray:
+        """The labels a grow is written over: those before the previous grow when the layer still
+        holds exactly that grow's result (a re-grow as strokes are added replaces the previous
+        grow, as 3D Slicer's preview does, rather than compounding it), else the layer's labels."""
+        if self._grown is not None:
+            was, seeds, start, after = self._grown
+            if was is layer and seeds is self.seeds_layer and np.array_equal(layer.data, after):
+                return start
+        return np.array(layer.data, copy=True)
+
     def grow(self) -> Task | None:
         """Grow the target's labels from the seeds layer's strokes, in the background (one undo step)."""
         if self.grow_task is not None:
@@ -392,14 +415,15 @@ class CorrectTools(QWidget):
 
         def put(result: tuple[tuple[slice, ...], np.ndarray]) -> None:
             box, grown = result
+            editable = GROW_EDITABLE[self.grow_editable.currentText()]
+            start = self._grow_start(layer)
 
             def fn(a: np.ndarray) -> np.ndarray:
-                out = np.array(a, copy=True)
-                out[box] = grown
-                return out
+                return grow.paste_grown(start, box, grown, editable)
 
             if layer in self.viewer.layers:
                 self.apply("grow from seeds", fn)
+                self._grown = (layer, self.seeds_layer, start, np.array(layer.data, copy=True))
 
         self.status.setText("growing from seeds...")
         self.grow_task = start_task(work, description="grow from seeds", on_success=put,

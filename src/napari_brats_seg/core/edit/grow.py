@@ -7,11 +7,14 @@ voxel with the seed it most probably reaches first, with edge weights from all f
 (each z-scored inside the box) and the voxel spacing. Voxels outside the brain (all sequences 0)
 are left out of the walk and become background. The linear systems are solved by conjugate
 gradients with an algebraic-multigrid preconditioner when ``pyamg`` is installed (Jacobi
-otherwise). A box of more than ``max_voxels`` voxels is walked on a grid coarsened by an integer
-factor (block means), the probabilities brought back by linear interpolation and the strokes
-imposed at full resolution, which bounds the time of a run.
+otherwise), on one BLAS thread. A box of more than ``max_voxels`` voxels (:data:`MAX_VOXELS`) is
+walked on a grid coarsened by an integer factor (block means), the probabilities brought back by
+linear interpolation and the strokes imposed at full resolution, which bounds the time of a run.
 
-The box of the result replaces the box of the label map; everything outside it is unchanged.
+The box of the result replaces the box of the label map; everything outside it is unchanged. With
+``editable`` (3D Slicer's *Editable area* masking) only the voxels that now hold one of those labels
+may change: ``editable=(0,)`` grows a missed edema into background only, ``editable=(2,)`` carves
+background out of an edema that overflows, and neither ever eats the core.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from ._common import EditError, as_labels, bbox, mm_to_voxels, spacing3
 BACKGROUND_SEED = 5
 #: Seed values a seeds map may hold.
 SEED_VALUES = (*lab.TUMOUR_CLASSES, BACKGROUND_SEED)
+#: Largest random-walker problem (voxels) before the box is coarsened: bounds a grow's time (see
+#: the README's measurements: a tumour-sized box coarsened to this walks in a few tenths of a second).
+MAX_VOXELS = 32_000
 
 
 def seed_box(seeds: np.ndarray, margin_mm: float, spacing: Sequence[float]) -> tuple[slice, ...]:
@@ -53,14 +59,17 @@ def seed_box(seeds: np.ndarray, margin_mm: float, spacing: Sequence[float]) -> t
     return box
 
 
-def _normalised(images: np.ndarray, brain: np.ndarray) -> np.ndarray:
-    """``(C, z, y, x)`` -> ``(z, y, x, C)`` float32, each channel z-scored on the brain voxels."""
-    out = np.empty((*images.shape[1:], images.shape[0]), dtype=np.float32)
+def _normalised(images: np.ndarray, brain: np.ndarray, f: int) -> np.ndarray:
+    """``(C, z, y, x)`` -> ``(z', y', x', C)`` float32 coarsened by ``f`` (:func:`_coarsen`), each
+    channel z-scored with the mean and SD of its brain voxels at full resolution (z-scoring is
+    affine, so coarsening first gives the same values for ``f**3`` times less work)."""
+    coarse = _coarsen(np.moveaxis(images, 0, -1), f).astype(np.float32, copy=True)
     for c, ch in enumerate(images):
         vals = ch[brain] if brain.any() else ch.ravel()
         mu, sd = float(vals.mean()), float(vals.std())
-        out[..., c] = (ch - mu) / (sd if sd > 0 else 1.0)
-    return out
+        coarse[..., c] -= mu
+        coarse[..., c] /= sd if sd > 0 else 1.0
+    return coarse
 
 
 def _coarsen(data: np.ndarray, f: int) -> np.ndarray:
@@ -75,10 +84,12 @@ def _coarsen(data: np.ndarray, f: int) -> np.ndarray:
 
 def _walk(data: np.ndarray, seeds: np.ndarray, brain: np.ndarray, spacing: Sequence[float],
           beta: float, f: int) -> np.ndarray:
-    """Probabilities ``(K, z, y, x)`` at full resolution of the box, for the sorted seed values."""
+    """Probabilities ``(K, z, y, x)`` at full resolution of the box, for the sorted seed values
+    (``data``: the coarsened, normalised sequences)."""
     from importlib.util import find_spec
 
     from skimage.segmentation import random_walker
+    from threadpoolctl import threadpool_limits
 
     mode = "cg_mg" if find_spec("pyamg") is not None else "cg_j"     # multigrid: a few times faster
     values = np.unique(seeds[seeds > 0])
@@ -87,18 +98,24 @@ def _walk(data: np.ndarray, seeds: np.ndarray, brain: np.ndarray, spacing: Seque
     coarse_seeds[~coarse_brain] = -1                       # inactive: outside the brain
     idx = np.nonzero(seeds)
     coarse_seeds[tuple(i // f for i in idx)] = np.searchsorted(values, seeds[idx]) + 1
-    prob = random_walker(_coarsen(data, f), coarse_seeds, beta=beta, mode=mode, tol=1e-2,
-                         channel_axis=-1, spacing=tuple(float(s) * f for s in spacing),
-                         return_full_prob=True)
+    # The conjugate-gradient steps are dot products of vectors of the box's size: BLAS threads only
+    # add synchronisation there (several times slower on a busy machine), so one thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        prob = random_walker(data, coarse_seeds, beta=beta, mode=mode, tol=1e-2,
+                             channel_axis=-1, spacing=tuple(float(s) * f for s in spacing),
+                             return_full_prob=True)
     prob = np.nan_to_num(np.asarray(prob, dtype=np.float32))
     if f == 1:
         return prob
-    zoom = [1.0] + [n / c for n, c in zip(seeds.shape, prob.shape[1:])]
-    return ndimage.zoom(prob, zoom, order=1, grid_mode=True, mode="nearest")
+    zoom = [n / c for n, c in zip(seeds.shape, prob.shape[1:])]
+    if len(prob) == 2:                          # two labels: one map to bring back, the other is 1 - it
+        p1 = ndimage.zoom(prob[1], zoom, order=1, grid_mode=True, mode="nearest")
+        return np.stack([1.0 - p1, p1])
+    return ndimage.zoom(prob, [1.0, *zoom], order=1, grid_mode=True, mode="nearest")
 
 
 def grow_region(images: np.ndarray, seeds: np.ndarray, spacing: Sequence[float] | None = None, *,
-                margin_mm: float = 10.0, beta: float = 130.0, max_voxels: int | None = 64_000,
+                margin_mm: float = 10.0, beta: float = 130.0, max_voxels: int | None = MAX_VOXELS,
                 on_progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None) -> tuple[tuple[slice, ...], np.ndarray]:
     """The random walker's labels in the strokes' box: ``(box, labels_of_the_box)``.
@@ -118,7 +135,7 @@ def grow_region(images: np.ndarray, seeds: np.ndarray, spacing: Sequence[float] 
     s = seeds[box]
     n = int(np.prod(s.shape))
     f = 1 if max_voxels is None or n <= max_voxels else int(np.ceil((n / max_voxels) ** (1 / 3)))
-    prob = _walk(_normalised(sub, brain), s, brain, sp, beta, f)
+    prob = _walk(_normalised(sub, brain, f), s, brain, sp, beta, f)
     check(cancel)
     values = np.unique(s[s > 0])
     to_class = np.where(values == BACKGROUND_SEED, lab.BACKGROUND, values).astype(np.uint8)
@@ -130,9 +147,23 @@ def grow_region(images: np.ndarray, seeds: np.ndarray, spacing: Sequence[float] 
     return box, grown
 
 
+def paste_grown(labels: np.ndarray, box: tuple[slice, ...], grown: np.ndarray,
+                editable: Sequence[int] | None = None) -> np.ndarray:
+    """A copy of ``labels`` with the grown box written in: everywhere, or (``editable``) only over
+    the voxels that hold one of those labels (0 background, 1-3 the classes)."""
+    out = np.array(labels, copy=True)
+    if editable is None:
+        out[box] = grown
+    else:
+        sub = out[box]
+        out[box] = np.where(np.isin(sub, [int(v) for v in editable]), grown, sub)
+    return out
+
+
 def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray], seeds: np.ndarray,
                     spacing: Sequence[float] | None = None, *, margin_mm: float = 10.0, beta: float = 130.0,
-                    max_voxels: int | None = 64_000, on_progress: ProgressCallback | None = None,
+                    max_voxels: int | None = MAX_VOXELS, editable: Sequence[int] | None = None,
+                    on_progress: ProgressCallback | None = None,
                     cancel: CancelToken | None = None) -> np.ndarray:
     """The label map with the strokes' neighbourhood relabelled by a random walker.
 
@@ -152,6 +183,8 @@ def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray
         Edge-weight sharpness of ``skimage.segmentation.random_walker``.
     max_voxels
         Walk on a coarser grid when the box is larger (None: always at full resolution).
+    editable
+        Change only the voxels that hold one of these labels (None: every voxel of the box).
     on_progress, cancel
         Progress callback and cancel token.
 
@@ -165,6 +198,4 @@ def grow_from_seeds(labels: np.ndarray, images: np.ndarray | Sequence[np.ndarray
         raise EditError(f"the seeds {np.shape(seeds)} do not lie on the label map's grid {labels.shape}")
     box, grown = grow_region(images, seeds, spacing, margin_mm=margin_mm, beta=beta, max_voxels=max_voxels,
                              on_progress=on_progress, cancel=cancel)
-    out = np.array(labels, copy=True)
-    out[box] = grown
-    return out
+    return paste_grown(labels, box, grown, editable)
