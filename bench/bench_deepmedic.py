@@ -66,8 +66,8 @@ def cpu_description() -> str:
     return f"{name}, {os.cpu_count()} CPUs; flags: {' '.join(have) or '-'}; lacks: {' '.join(lack) or '-'}"
 
 
-def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Run ``cmd``; its wall seconds, peak RSS (GB, of it and its children) and stdout."""
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Run ``cmd``; its wall seconds, CPU seconds and peak RSS (GB; of it and its children) and stdout."""
     with tempfile.TemporaryFile("w+") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)
@@ -78,22 +78,22 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
         text = out.read()
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{text[-3000:]}")
-    return wall, usage.ru_maxrss / 1024**2, text
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024**2, text
 
 
 def run_original(case_dir: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
     """The original DeepMedic on one case: wall s, network s (its forward passes), peak RSS."""
-    wall, rss, text = _timed(["bash", str(RUN_SH), str(case_dir), str(out)], env)
+    wall, cpu, rss, text = _timed(["bash", str(RUN_SH), str(case_dir), str(out)], env)
     last = [ln for ln in text.splitlines() if ln.startswith("seconds total")][-1].split()
-    return {"total": wall, "network": float(last[4]), "rss": rss}
+    return {"total": wall, "cpu": cpu, "network": float(last[4]), "rss": rss}
 
 
 def run_port(case_dir: Path, out: Path, precision: str, env: dict[str, str]) -> dict[str, Any]:
     """The port on one case in a fresh process (:func:`_worker`): wall s, network s, peak RSS."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(case_dir), str(out), precision]
-    wall, rss, text = _timed(cmd, env)
+    wall, cpu, rss, text = _timed(cmd, env)
     info = json.loads([ln for ln in text.splitlines() if ln.startswith("{")][-1])
-    return {"total": wall, "network": info["network"], "rss": rss, "precision": info["precision"]}
+    return {"total": wall, "cpu": cpu, "network": info["network"], "rss": rss, "precision": info["precision"]}
 
 
 def _worker(case_dir: str, out: str, precision: str) -> int:
@@ -146,10 +146,12 @@ def agreement(ours: Path, theirs: Path) -> tuple[int, list[float]]:
 def _row(case_id: str, what: str, r: dict[str, Any], orig: dict[str, Any] | None, load: float,
          agree: tuple[int, list[float]] | None) -> str:
     ratio = f"{orig['total'] / r['total']:.2f}x" if orig else "-"
+    cpu_ratio = f"{orig['cpu'] / r['cpu']:.2f}x" if orig else "-"
     net_ratio = f"{orig['network'] / r['network']:.2f}x" if orig else "-"
     diff = "-" if agree is None else f"{agree[0]:,}"
     dice = ["-"] * 3 if agree is None else [f"{d:.4f}" for d in agree[1]]
-    return (f"| {case_id} | {what} | {r['total']:.1f} | {r['network']:.1f} | {ratio} | {net_ratio} | "
+    return (f"| {case_id} | {what} | {r['total']:.1f} | {r['network']:.1f} | {r['cpu']:.1f} | {ratio} | {net_ratio} "
+            f"| {cpu_ratio} | "
             f"{r['rss']:.2f} | {diff} | {' | '.join(dice)} | {load:.2f} |")
 
 
@@ -185,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cases {', '.join(args.cases)}; {args.repeats} round(s), alternating original, port "
           f"{', port '.join(precisions)}; load average at the start {os.getloadavg()[0]:.2f}")
     print()
-    print("| case | run | total s | network s | ratio (total) | ratio (network) | peak RSS GB | voxels different "
-          "| Dice WT | TC | ET | load avg |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| case | run | total s | network s | CPU s | ratio (total) | ratio (network) | ratio (CPU) | peak RSS GB "
+          "| voxels different | Dice WT | TC | ET | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     results: dict[str, list[dict[str, Any]]] = {"original": [], **{f"port {p}": [] for p in precisions}}
     worst = dict.fromkeys(precisions, (0, 1.0))
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,12 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     o_tot = statistics.median(r["total"] for r in results["original"])
     o_net = statistics.median(r["network"] for r in results["original"])
-    print(f"medians: original {o_tot:.1f} s total, {o_net:.1f} s network")
+    o_cpu = statistics.median(r["cpu"] for r in results["original"])
+    print(f"medians: original {o_tot:.1f} s total, {o_net:.1f} s network, {o_cpu:.1f} CPU s")
     for prec in precisions:
         rs = results[f"port {prec}"]
         p_tot, p_net = statistics.median(r["total"] for r in rs), statistics.median(r["network"] for r in rs)
-        print(f"medians: port {prec} {p_tot:.1f} s total, {p_net:.1f} s network -> original / port "
-              f"**{o_tot / p_tot:.2f}x** total, {o_net / p_net:.2f}x network; most voxels different in a case "
+        p_cpu = statistics.median(r["cpu"] for r in rs)
+        print(f"medians: port {prec} {p_tot:.1f} s total, {p_net:.1f} s network, {p_cpu:.1f} CPU s -> original / "
+              f"port **{o_tot / p_tot:.2f}x** total, {o_net / p_net:.2f}x network, {o_cpu / p_cpu:.2f}x CPU time; "
+              f"most voxels different in a case "
               f"{worst[prec][0]:,}, lowest Dice {worst[prec][1]:.4f}; peak RSS up to {max(r['rss'] for r in rs):.2f} GB")
     print(f"original peak RSS up to {max(r['rss'] for r in results['original']):.2f} GB; "
           f"load average at the end {os.getloadavg()[0]:.2f}")
