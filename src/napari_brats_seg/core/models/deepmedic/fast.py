@@ -19,6 +19,9 @@ splitting the network where its parts stop depending on the tile:
   the FC input (normal maps and repeated subsampled maps at the output voxels).
 - Only output blocks that hold brain are written (outside the brain the labels are background), and
   the dense normal pathway is computed only where those blocks' windows need it.
+- Batch norms are folded into the convolutions before them where no residual needs the unnormalised
+  maps (:func:`fold_pathway`, :func:`fc_fold`), and CPU convolutions run on channels-last tensors
+  (:func:`conv3d`): the same result up to float rounding.
 
 Models whose first FC layer is mirror-padded (``fc_padding="mirror"``) depend on the tile near its
 border: they run tile by tile through the whole network, as DeepMedic does.
