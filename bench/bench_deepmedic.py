@@ -1,168 +1,231 @@
-"""Time per case of the PyTorch DeepMedic port against the original implementation's recorded time.
+"""The PyTorch DeepMedic port against the ORIGINAL DeepMedic 0.8.4, both run here, in the same run.
 
-The original (DeepMedic 0.8.4 on TensorFlow 2.21, CPU) cannot run here (no TensorFlow); its time is
-the one recorded in ``../shared/models/captk-deepmedic/README.md`` for this 2-core machine kind:
-20 cases in 986 s with the model loaded once, i.e. **49.3 s per case** (about 40 s of it the forward
-pass), peak memory 2.7 GB. That number is a recorded reference, not measured in this run.
+On each case (default: 3 of ``../shared/data/brats2018``) and each repeat the two alternate: the original
+(``../shared/reference/deepmedic/run.sh``: DeepMedic 0.8.4 on TensorFlow, CPU), then the port in fp32,
+then the port in the CPU's default precision (bf16 only on a CPU with native bf16; on others the default
+is fp32 and that row is not repeated), then the original again on the next case, ... Each is a fresh
+process, timed as a whole (wall clock of the command: interpreter start, imports, model loading, reading,
+segmenting, writing the label file), with its own peak resident memory (``os.wait4``). The network part:
+the original's own ``[Forward Pass:]`` time (the sum of its ``Session.run`` calls), the port's
+``DeepMedic.predict_volume`` (tile plan, padding, pathways, FC layers). The port segments with
+:func:`segment_case` (the original's pipeline) and its labels are compared with the original's output
+file of the same run: voxels labelled differently and Dice per region (WT, TC, ET).
 
-Ours, as the reference was measured (one run over a cohort, the model loaded once, the first case's
-warm-up included; by default the 12 shared BraTS 2018 cases): per case the full pipeline ``read_case`` (four NIfTI files) ->
-brain mask -> CaPTk normalisation -> crop -> :meth:`DeepMedic.predict_volume` (the original's tile
-grid) -> labels, timed wall-clock and as process CPU time (``time.process_time``, both threads; on a
-shared machine the wall time includes waiting for the CPU). Each case runs in fp32 and in bf16
-(autocast, channels-last 3D convolutions; AVX-512 BF16 on this CPU, which has no AMX); agreement with
-the original's predictions (Dice per region) is printed next to the times so that a speed-up never
-hides a loss of agreement.
+Printed: a Markdown table (one row per run), the medians per kind of run, the ratio original / port of
+the medians (total and network), the CPU's model and flags, the ISA limits in force and the load average
+before each run (``os.getloadavg``). ``--avx2`` forces the AVX2-only code paths
+(``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``) for the port and, unless ``--avx2-port-only``,
+for the original too (TensorFlow's oneDNN kernels honour ``ONEDNN_MAX_CPU_ISA``; its own Eigen kernels
+keep the instructions the wheel was built for): on a CPU with AVX-512 the closest to an AVX2-only CPU.
 
-    python3 bench/bench_deepmedic.py [--cases ID ...] [--precisions bf16 fp32] [--threads 2]
+    python3 bench/bench_deepmedic.py [--cases ID ...] [--repeats 1] [--avx2] [--avx2-port-only]
+
+The original's first run creates its virtual environment (``run.sh``; minutes, once): run
+``../shared/reference/deepmedic/run.sh CASE OUT`` once before timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import os
-import platform
-import resource
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-
-from napari_brats_seg.core import io
-from napari_brats_seg.core import labels as lab
-from napari_brats_seg.core import preprocess as pp
-from napari_brats_seg.core.models.deepmedic import load_captk_deepmedic, plan_tiles, segment_case
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 MODEL = SHARED / "models" / "captk-deepmedic"
-#: The original's recorded time per case on this machine kind (README: 20 cases in 986 s).
-REFERENCE_S = 986.0 / 20
-#: Like the recorded reference (a cohort in one run, model loaded once, its warm-up included): every
-#: shared BraTS 2018 case, in one process.
-DEFAULT_CASES = tuple(sorted(p.name for p in (SHARED / "data" / "brats2018").glob("Brats18_*") if p.is_dir()))
+RUN_SH = SHARED / "reference" / "deepmedic" / "run.sh"
+DATA = SHARED / "data" / "brats2018"
+DEFAULT_CASES = ("Brats18_2013_11_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA10_628_1")
+AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")
 
 
-def _cpu_name() -> str:
+def cpu_description() -> str:
+    """The CPU's model name, core count and which of :data:`FLAGS` it reports (Linux)."""
+    name, flags = "unknown CPU", set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    have = [f for f in FLAGS if f in flags]
+    lack = [f for f in FLAGS if f not in flags]
+    return f"{name}, {os.cpu_count()} CPUs; flags: {' '.join(have) or '-'}; lacks: {' '.join(lack) or '-'}"
 
 
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * int((a & b).sum()) / s
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """Run ``cmd``; its wall seconds, CPU seconds and peak RSS (GB; of it and its children) and stdout."""
+    with tempfile.TemporaryFile("w+") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{text[-3000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024**2, text
 
 
-def original_work(model, case) -> tuple[int, float]:
-    """Tiles the original runs on ``case`` (input holds brain) and its convolution FLOPs for them.
+def run_original(case_dir: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The original DeepMedic on one case: wall s, network s (its forward passes), peak RSS."""
+    wall, cpu, rss, text = _timed(["bash", str(RUN_SH), str(case_dir), str(out)], env)
+    last = [ln for ln in text.splitlines() if ln.startswith("seconds total")][-1].split()
+    return {"total": wall, "cpu": cpu, "network": float(last[4]), "rss": rss}
 
-    The FLOPs of one tile (normal pathway on 45^3, both subsampled pathways, FC layers) are counted by
-    running one tile through our network under ``torch.utils.flop_counter.FlopCounterMode``.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
 
-    net, spec = model.network, model.spec
-    images = case.stack(spec.channels)
-    mask = pp.brain_mask(images)
-    img = pp.to_model_axes(pp.normalize(images, spec.normalization, mask), spec.orientation)
-    plan = plan_tiles(img, net.rec_field_net, net.segment_size)
-    stride = net.out_size
-    starts = []
-    for n in plan["padded"].shape[1:]:
-        axis, nxt = [], 0
-        while True:
-            far = min(nxt + net.segment_size, n)
-            axis.append(far - net.segment_size)
-            nxt += stride
-            if far >= n:
-                break
-        starts.append(axis)
-    n_tiles = sum(plan["has_brain"]((r, c, z), net.segment_size)
-                  for z in starts[2] for c in starts[1] for r in starts[0])
-    hr = torch.zeros((1, 4) + (net.segment_size,) * 3)
-    lrs = [torch.zeros((1, 4) + (net.subsampled_input_size(f),) * 3) for f in net.factors]
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        net.forward_segments(hr, lrs)
-    return n_tiles, float(counter.get_total_flops()) * n_tiles
+def run_port(case_dir: Path, out: Path, precision: str, env: dict[str, str]) -> dict[str, Any]:
+    """The port on one case in a fresh process (:func:`_worker`): wall s, network s, peak RSS."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(case_dir), str(out), precision]
+    wall, cpu, rss, text = _timed(cmd, env)
+    info = json.loads([ln for ln in text.splitlines() if ln.startswith("{")][-1])
+    return {"total": wall, "cpu": cpu, "network": info["network"], "rss": rss, "precision": info["precision"]}
+
+
+def _worker(case_dir: str, out: str, precision: str) -> int:
+    """Child process: segment one case with the port as the original's pipeline does, write the labels."""
+    import torch
+
+    from napari_brats_seg.core import io
+    from napari_brats_seg.core.device import choose_precision
+    from napari_brats_seg.core.models.deepmedic import load_captk_deepmedic, segment_case
+
+    if precision == "auto":
+        precision = choose_precision(torch.device("cpu"), "deepmedic", 3, "auto").dtype
+    model = load_captk_deepmedic(MODEL)
+    net = model.network
+    spent = [0.0]
+    predict = net.predict_volume
+
+    @functools.wraps(predict)  # keeps the signature: predict() passes origin/image_shape to it
+    def timed_predict(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return predict(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t0
+
+    net.predict_volume = timed_predict  # type: ignore[method-assign]
+    case = io.read_case(case_dir)
+    labels = segment_case(case, model, precision=precision)
+    io.write_labels(labels, case, out, overwrite=True)
+    print(json.dumps({"network": spent[0], "precision": precision}))
+    return 0
+
+
+def agreement(ours: Path, theirs: Path) -> tuple[int, list[float]]:
+    """Voxels labelled differently and Dice of WT (> 0), TC (1, 4), ET (4) between two BraTS label files."""
+    import nibabel as nib
+
+    a = np.asanyarray(nib.load(ours).dataobj).astype(np.int16)
+    b = np.asanyarray(nib.load(theirs).dataobj).astype(np.int16)
+    if a.shape != b.shape:
+        raise RuntimeError(f"{ours} has shape {a.shape}, {theirs} {b.shape}")
+    dice = []
+    for region in ((1, 2, 4), (1, 4), (4,)):
+        ra, rb = np.isin(a, region), np.isin(b, region)
+        s = int(ra.sum()) + int(rb.sum())
+        dice.append(1.0 if s == 0 else 2.0 * int((ra & rb).sum()) / s)
+    return int((a != b).sum()), dice
+
+
+def _row(case_id: str, what: str, r: dict[str, Any], orig: dict[str, Any] | None, load: float,
+         agree: tuple[int, list[float]] | None) -> str:
+    ratio = f"{orig['total'] / r['total']:.2f}x" if orig else "-"
+    cpu_ratio = f"{orig['cpu'] / r['cpu']:.2f}x" if orig else "-"
+    net_ratio = f"{orig['network'] / r['network']:.2f}x" if orig else "-"
+    diff = "-" if agree is None else f"{agree[0]:,}"
+    dice = ["-"] * 3 if agree is None else [f"{d:.4f}" for d in agree[1]]
+    return (f"| {case_id} | {what} | {r['total']:.1f} | {r['network']:.1f} | {r['cpu']:.1f} | {ratio} | {net_ratio} "
+            f"| {cpu_ratio} | "
+            f"{r['rss']:.2f} | {diff} | {' | '.join(dice)} | {load:.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--worker"]:
+        return _worker(*argv[1:4])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="*", default=list(DEFAULT_CASES))
-    parser.add_argument("--precisions", nargs="*", default=["bf16", "fp32"], choices=("bf16", "fp32"))
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--work-only", action="store_true",
-                        help="only count the convolution FLOPs of the original's tiling and of ours")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over the cases (alternating each time)")
+    parser.add_argument("--avx2", action="store_true", help="force the AVX2-only code paths (see the doc)")
+    parser.add_argument("--avx2-port-only", action="store_true", help="with --avx2: for the port only")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the label files go (default: temp)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
 
-    t0 = time.perf_counter()
-    model = load_captk_deepmedic(MODEL)
-    load_s = time.perf_counter() - t0
-    print(f"machine: {_cpu_name()}, {os.cpu_count()} CPUs visible, torch {torch.__version__}, "
-          f"{args.threads} threads; load average at start {os.getloadavg()[0]:.1f}")
-    print(f"model loaded once in {load_s:.2f} s (TensorFlow checkpoint read without TensorFlow)")
-    print(f"reference: the original DeepMedic 0.8.4 on TF 2.21, {REFERENCE_S:.1f} s/case RECORDED in "
-          f"{MODEL.name}/README.md on this machine kind (986 s for 20 cases); it cannot run here.")
+    base = dict(os.environ)
+    base["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + base.get("PYTHONPATH", "")
+    port_env, orig_env = dict(base), dict(base)
+    if args.avx2:
+        port_env.update(AVX2_ENV)
+        if not args.avx2_port_only:
+            orig_env.update(AVX2_ENV)
+    default = json.loads(subprocess.run(
+        [sys.executable, "-c", ("import json, torch; from napari_brats_seg.core.device import choose_precision; "
+                                "print(json.dumps(choose_precision(torch.device('cpu'), 'deepmedic', 3, "
+                                "'auto').dtype))")],
+        env=port_env, capture_output=True, text=True, check=True).stdout)
+    precisions = ["fp32"] + ([default] if default != "fp32" else [])
+    limits = lambda env: " ".join(f"{k}={env[k]}" for k in AVX2_ENV if k in env) or "none (native)"  # noqa: E731
+    print(f"CPU: {cpu_description()}")
+    print(f"ISA limits: original {limits(orig_env)}; port {limits(port_env)}; the port's default precision "
+          f"here: {default}")
+    print(f"cases {', '.join(args.cases)}; {args.repeats} round(s), alternating original, port "
+          f"{', port '.join(precisions)}; load average at the start {os.getloadavg()[0]:.2f}")
     print()
-    if args.work_only:
-        from torch.utils.flop_counter import FlopCounterMode
-
-        print("| case | original: tiles | original: conv GFLOP | ours: conv GFLOP | work ratio |")
-        print("|---|---|---|---|---|")
-        for case_id in args.cases:
-            case = io.read_case(SHARED / "data" / "brats2018" / case_id)
-            n_tiles, orig = original_work(model, case)
-            with FlopCounterMode(display=False) as counter:
-                segment_case(case, model, precision="bf16")
-            ours = float(counter.get_total_flops())
-            print(f"| {case_id} | {n_tiles} | {orig / 1e9:.0f} | {ours / 1e9:.0f} | {orig / ours:.2f}x |", flush=True)
-        return 0
-    print("| case | precision | wall s | CPU s | speed-up vs 49.3 s (wall) | agreement WT | TC | ET |")
-    print("|---|---|---|---|---|---|---|---|")
-    rows: dict[str, list[float]] = {p: [] for p in args.precisions}
-    worst = 1.0
-    between: list[list[float]] = []
-    for case_id in args.cases:
-        ref_path = MODEL / "reference_predictions" / f"{case_id}_deepmedic.nii.gz"
-        per_prec: dict[str, dict[str, np.ndarray]] = {}
-        for prec in args.precisions:
-            w0, c0 = time.perf_counter(), time.process_time()
-            case = io.read_case(SHARED / "data" / "brats2018" / case_id)
-            labels = segment_case(case, model, precision=prec)
-            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-            ref, _, _ = io.read_labels(ref_path, scheme="brats2021", geometry=case.geometry)
-            ours, theirs = lab.region_masks(labels), lab.region_masks(ref)
-            agree = [_dice(ours[r], theirs[r]) for r in ("WT", "TC", "ET")]
-            worst = min(worst, *agree)
-            rows[prec].append(wall)
-            per_prec[prec] = ours
-            print(f"| {case_id} | {prec} | {wall:.1f} | {cpu:.1f} | {REFERENCE_S / wall:.2f}x | "
-                  + " | ".join(f"{v:.4f}" for v in agree) + " |", flush=True)
-        if "bf16" in per_prec and "fp32" in per_prec:
-            between.append([_dice(per_prec["bf16"][r], per_prec["fp32"][r]) for r in ("WT", "TC", "ET")])
+    print("| case | run | total s | network s | CPU s | ratio (total) | ratio (network) | ratio (CPU) | peak RSS GB "
+          "| voxels different | Dice WT | TC | ET | load avg |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    results: dict[str, list[dict[str, Any]]] = {"original": [], **{f"port {p}": [] for p in precisions}}
+    worst = dict.fromkeys(precisions, (0, 1.0))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        for rep in range(args.repeats):
+            for case_id in args.cases:
+                case_dir = DATA / case_id
+                ref = work / f"{case_id}_original_{rep}.nii.gz"
+                load = os.getloadavg()[0]
+                orig = run_original(case_dir, ref, orig_env)
+                results["original"].append(orig)
+                print(_row(case_id, "original", orig, None, load, None), flush=True)
+                for prec in precisions:
+                    out = work / f"{case_id}_port_{prec}_{rep}.nii.gz"
+                    load = os.getloadavg()[0]
+                    r = run_port(case_dir, out, prec, port_env)
+                    agree = agreement(out, ref)
+                    results[f"port {prec}"].append(r)
+                    worst[prec] = (max(worst[prec][0], agree[0]), min(worst[prec][1], *agree[1]))
+                    print(_row(case_id, f"port {prec}", r, orig, load, agree), flush=True)
     print()
-    if between:
-        low = np.min(between, axis=0)
-        print(f"bf16 vs fp32 labels, lowest Dice over the cases: WT {low[0]:.4f}, TC {low[1]:.4f}, "
-              f"ET {low[2]:.4f}")
-    for prec, walls in rows.items():
-        if walls:
-            mean = float(np.mean(walls))
-            print(f"{prec}: mean {mean:.1f} s/case wall -> {REFERENCE_S / mean:.2f}x the original's recorded "
-                  f"{REFERENCE_S:.1f} s/case (target >= 5x)")
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"peak resident memory of this process: {peak_gb:.2f} GB (original: 2.7 GB recorded)")
-    print(f"load average at the end {os.getloadavg()[0]:.1f} (above {args.threads}: the machine was shared "
-          "and wall times include waiting for the CPU)")
-    print(f"lowest agreement with the original: {worst:.4f} (>= 0.97 required)")
+    o_tot = statistics.median(r["total"] for r in results["original"])
+    o_net = statistics.median(r["network"] for r in results["original"])
+    o_cpu = statistics.median(r["cpu"] for r in results["original"])
+    print(f"medians: original {o_tot:.1f} s total, {o_net:.1f} s network, {o_cpu:.1f} CPU s")
+    for prec in precisions:
+        rs = results[f"port {prec}"]
+        p_tot, p_net = statistics.median(r["total"] for r in rs), statistics.median(r["network"] for r in rs)
+        p_cpu = statistics.median(r["cpu"] for r in rs)
+        print(f"medians: port {prec} {p_tot:.1f} s total, {p_net:.1f} s network, {p_cpu:.1f} CPU s -> original / "
+              f"port **{o_tot / p_tot:.2f}x** total, {o_net / p_net:.2f}x network, {o_cpu / p_cpu:.2f}x CPU time; "
+              f"most voxels different in a case "
+              f"{worst[prec][0]:,}, lowest Dice {worst[prec][1]:.4f}; peak RSS up to {max(r['rss'] for r in rs):.2f} GB")
+    print(f"original peak RSS up to {max(r['rss'] for r in results['original']):.2f} GB; "
+          f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
 

@@ -19,6 +19,9 @@ splitting the network where its parts stop depending on the tile:
   the FC input (normal maps and repeated subsampled maps at the output voxels).
 - Only output blocks that hold brain are written (outside the brain the labels are background), and
   the dense normal pathway is computed only where those blocks' windows need it.
+- Batch norms are folded into the convolutions before them where no residual needs the unnormalised
+  maps (:func:`fold_pathway`, :func:`fc_fold`), and CPU convolutions run on channels-last tensors
+  (:func:`conv3d`): the same result up to float rounding.
 
 Models whose first FC layer is mirror-padded (``fc_padding="mirror"``) depend on the tile near its
 border: they run tile by tile through the whole network, as DeepMedic does.
@@ -51,26 +54,98 @@ def bf16_cpu(x: torch.Tensor) -> bool:
 
 
 def _conv_input(x: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """``x`` as a (transposed) convolution wants it: in bf16 on the CPU a channels-last bf16 copy.
+    """``x`` as a (transposed) convolution wants it on the CPU: channels-last (bf16 in bf16).
 
-    oneDNN's bf16 convolutions are fastest on channels-last tensors (4x for the transposed ones here),
-    but per-channel element-wise operations (batch norm, PReLU) on them are slow: so the layout changes
-    around the convolutions only. Returns the tensor and whether it was converted.
+    oneDNN's CPU convolutions are fastest on channels-last tensors (in fp32 1.5-4x for the shapes here,
+    in bf16 4x for the transposed ones). In fp32, per-channel element-wise operations (batch norm,
+    PReLU) are as fast on channels-last tensors, so the layout stays; in bf16 they are slow on them, so
+    the layout changes around the convolutions only. Returns the tensor and whether its result should
+    go back to the usual layout.
     """
     if bf16_cpu(x):
         return x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last_3d), True
+    if x.device.type == "cpu":
+        return x.contiguous(memory_format=torch.channels_last_3d), False
     return x, False
 
 
-def conv3d(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """A valid convolution; in bf16 on the CPU of a channels-last copy, the result in the usual layout."""
-    x, converted = _conv_input(x)
-    y = F.conv3d(x, w.to(x.dtype))
-    return y.contiguous() if converted else y
+def conv3d(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A valid convolution of a channels-last copy on the CPU; in bf16 the result in the usual layout."""
+    x, back = _conv_input(x)
+    y = F.conv3d(x, w.to(x.dtype), None if bias is None else bias.to(x.dtype))
+    return y.contiguous() if back else y
 
 
-def low_res_kernels(net: DeepMedic) -> list[tuple[slice, torch.Tensor]]:
+@dataclass(frozen=True)
+class Folded:
+    """A pathway block's convolution with the next block's batch norm folded in (at inference).
+
+    ``conv(a, weight) + bias`` equals the batch norm of the block's convolution when ``bias`` is set;
+    ``affine`` tells whether the block still applies its own batch norm (or bias) to its input: not
+    when it was folded into the previous block's convolution.
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    affine: bool
+
+
+def fold_pathway(path: Any) -> list[Folded]:
+    """Per block of ``path``, its convolution with the next block's batch norm folded in where allowed.
+
+    Block ``i + 1``'s per-channel ``x * scale + shift`` acts on block ``i``'s convolution output, so it
+    folds into that convolution (weights scaled per output channel, ``shift`` as its bias) unless that
+    output is needed without it: when block ``i`` adds a residual after its convolution, or block
+    ``i + 2`` adds block ``i``'s output as its residual. It saves two element-wise passes per fold.
+    """
+    blocks, res = list(path.blocks), path.residual_idx
+    out, affine = [], True
+    for i, block in enumerate(blocks):
+        w = block.weight.detach() * block.keep
+        bias = None
+        nxt = blocks[i + 1] if i + 1 < len(blocks) else None
+        fold = nxt is not None and i not in res and (i + 2) not in res and not block.pad and not nxt.pad
+        if fold:
+            w = w * nxt.scale.view(-1, 1, 1, 1, 1)
+            bias = nxt.shift.detach().clone()
+        out.append(Folded(w, bias, affine))
+        affine = not fold
+    return out
+
+
+def run_pathway(path: Any, folded: Sequence[Folded], x: torch.Tensor) -> torch.Tensor:
+    """``path(x)`` with the folded convolutions of :func:`fold_pathway` (same result to float rounding)."""
+    inp_prev: torch.Tensor | None = None
+    inp = x
+    for i, (block, f) in enumerate(zip(path.blocks, folded)):
+        if f.affine:
+            a = block.activate(inp)
+        else:
+            a = inp if block.prelu is None else F.prelu(inp, block.prelu.to(inp.dtype))
+        out = conv3d(a, f.weight, f.bias)
+        if i in path.residual_idx:
+            assert inp_prev is not None
+            out = residual(inp_prev, out)
+        inp_prev, inp = inp, out
+    return inp
+
+
+def fc_fold(net: DeepMedic) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(scale, shift)`` of the second FC block's batch norm, when it folds into the first FC layer.
+
+    The first FC layer's output is only the second block's input unless the third block adds it as its
+    residual; then it must stay as it is (``None``).
+    """
+    blocks = net.fc.blocks
+    if len(blocks) < 2 or 2 in net.fc.residual_idx:
+        return None
+    return blocks[1].scale.detach(), blocks[1].shift.detach()
+
+
+def low_res_kernels(net: DeepMedic, scale: torch.Tensor | None = None) -> list[tuple[slice, torch.Tensor]]:
     """Per subsampled pathway: its channels in the FC input and its transposed-convolution kernel.
+
+    ``scale``: per output channel, multiplied into the kernels (a batch norm folded in, :func:`fc_fold`).
 
     Along one axis, output ``j`` of a ``k``-tap convolution of the ``f``-fold repetition of ``a`` sees
     ``a[m]`` through the taps ``t`` with ``m f <= j + t < (m + 1) f``; summing those taps gives a kernel
@@ -90,6 +165,8 @@ def low_res_kernels(net: DeepMedic) -> list[tuple[slice, torch.Tensor]]:
                 for k2 in range(k):
                     kern[:, :, k - 1 - k0 : k - 1 - k0 + f, k - 1 - k1 : k - 1 - k1 + f,
                          k - 1 - k2 : k - 1 - k2 + f] += w_sub[:, :, k0, k1, k2, None, None, None]
+        if scale is not None:
+            kern = kern * scale.view(1, -1, 1, 1, 1)
         out.append((slice(start, start + c), kern))
         start += c
     return out
@@ -111,14 +188,18 @@ def _first_fc_subsampled(net: DeepMedic, lr_outs: Sequence[torch.Tensor],
     return total.contiguous()
 
 
-def _fc_rest(net: DeepMedic, h1: torch.Tensor, fc_input: torch.Tensor) -> torch.Tensor:
+def _fc_rest(net: DeepMedic, h1: torch.Tensor, fc_input: torch.Tensor, folded: bool = False) -> torch.Tensor:
     """The FC layers after the first (1x1x1), with their residual connections, and the class bias.
 
-    ``h1``: the first FC layer's output; ``fc_input``: the FC pathway's input at the same voxels.
+    ``h1``: the first FC layer's output; ``fc_input``: the FC pathway's input at the same voxels;
+    ``folded``: ``h1`` has the second block's batch norm applied already (:func:`fc_fold`).
     """
     inp_prev, inp = fc_input, h1
     for i, block in enumerate(net.fc.blocks[1:], start=1):
-        out = block(inp)
+        if folded and i == 1:
+            out = conv3d(F.prelu(inp, block.prelu.to(inp.dtype)), block.weight * block.keep)
+        else:
+            out = block(inp)
         if i in net.fc.residual_idx:
             out = residual(inp_prev, out)
         inp_prev, inp = inp, out
@@ -126,7 +207,10 @@ def _fc_rest(net: DeepMedic, h1: torch.Tensor, fc_input: torch.Tensor) -> torch.
 
 
 def residual(earlier: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
-    """Add ``earlier`` (centre-cropped, zero channels appended) to ``deeper`` (DeepMedic's residual)."""
+    """Add ``earlier`` (centre-cropped, zero channels appended) to ``deeper`` (DeepMedic's residual).
+
+    ``deeper`` is changed in place and returned.
+    """
     crop = []
     for d in range(3):
         size_e, size_d = earlier.shape[2 + d], deeper.shape[2 + d]
@@ -134,9 +218,8 @@ def residual(earlier: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
         crop.append(slice(start, start + size_d))
     part = earlier[(slice(None), slice(None)) + tuple(crop)]
     n = min(part.shape[1], deeper.shape[1])
-    out = deeper.clone()
-    out[:, :n] += part[:, :n]
-    return out
+    deeper[:, :n] += part[:, :n]  # deeper is always a fresh convolution output: in place
+    return deeper
 
 
 @dataclass(frozen=True)
@@ -224,6 +307,8 @@ def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch
         # 1. the normal pathway, densely, slab by slab where the units need it
         c_n = net.normal.blocks[-1].weight.shape[0]
         feats = torch.zeros((c_n,) + work.box, dtype=dtype)
+        folded = [fold_pathway(p) for p in (net.normal, *net.subsampled)]
+        fc = fc_fold(net)
         r = net.rec_field - 1
         padded, f_lo = plan["padded"], work.f_lo
         for done, (a0, b0, (a1, b1), (a2, b2)) in enumerate(slabs, start=1):
@@ -231,7 +316,7 @@ def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch
             inp = torch.from_numpy(np.ascontiguousarray(padded[
                 :, f_lo[0] + a0 : f_lo[0] + b0 + r, f_lo[1] + a1 : f_lo[1] + b1 + r,
                 f_lo[2] + a2 : f_lo[2] + b2 + r]))[None].to(device)
-            feats[:, a0:b0, a1:b1, a2:b2] = net.normal(inp)[0].to("cpu", dtype)
+            feats[:, a0:b0, a1:b1, a2:b2] = run_pathway(net.normal, folded[0], inp)[0].to("cpu", dtype)
             report(on_progress, done, total, "DeepMedic normal pathway")
         # 2. per batch of tiles: subsampled pathways and the first FC layer's part on them (low
         #    resolution), then per unit the part on the normal maps and the other FC layers
@@ -239,25 +324,26 @@ def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch
         by_tile: dict[int, list[tuple[tuple[int, int, int], int]]] = {}
         for i, o, n in work.units:
             by_tile.setdefault(i, []).append((o, n))
-        kernels = low_res_kernels(net)
+        kernels = low_res_kernels(net, None if fc is None else fc[0])
         for done, start in enumerate(range(0, n_tiles, batch_size), start=len(slabs) + 1):
             check(cancel)
             idx = [i for i in range(start, min(start + batch_size, n_tiles)) if i in by_tile]
             if idx:
-                _tile_batch(net, plan, work, feats, out, idx, by_tile, kernels, device)
+                _tile_batch(net, plan, work, feats, out, idx, by_tile, kernels, device, folded, fc)
             report(on_progress, done, total, "DeepMedic tiles")
     return out
 
 
 def _tile_batch(net: DeepMedic, plan: dict[str, Any], work: _Work, feats: torch.Tensor, out: torch.Tensor,
                 idx: list[int], by_tile: dict[int, list[tuple[tuple[int, int, int], int]]],
-                kernels: list[tuple[slice, torch.Tensor]], device: torch.device) -> None:
+                kernels: list[tuple[slice, torch.Tensor]], device: torch.device, folded: list[list[Folded]],
+                fc: tuple[torch.Tensor, torch.Tensor] | None) -> None:
     """One batch of tiles ``idx``: subsampled pathways, then the FC layers per unit, written into ``out``."""
     padded, tiles, bg = plan["padded"], plan["tiles"], plan["background"]
     lrs = [torch.from_numpy(np.stack([
         subsampled_segment(padded, bg, tiles[i], f, net.rec_field, net.path_out_size, net.subsampled_input_size(f))
         for i in idx])) for f in net.factors]
-    lr_outs = [path(x.to(device)) for path, x in zip(net.subsampled, lrs)]
+    lr_outs = [run_pathway(path, fp, x.to(device)) for path, fp, x in zip(net.subsampled, folded[1:], lrs)]
     y_sub = _first_fc_subsampled(net, lr_outs, kernels) if lr_outs else None
     u_c = _repeat_centre(net, lr_outs, work.c0, net.out_size) if lr_outs else None
     for size in sorted({n for i in idx for _, n in by_tile[i]}):
@@ -265,24 +351,34 @@ def _tile_batch(net: DeepMedic, plan: dict[str, Any], work: _Work, feats: torch.
         sl = [(b_i, tuple(slice(o[d], o[d] + size) for d in range(3))) for b_i, _, o in todo]
         win = [tuple(slice(tiles[i][d] + o[d] - work.f_lo[d], tiles[i][d] + o[d] - work.f_lo[d] + size + work.k - 1)
                      for d in range(3)) for _, i, o in todo]
-        logits = _fc_units(net, feats, win, sl, size, work.c0, y_sub, u_c, device)
+        logits = _fc_units(net, feats, win, sl, size, work.c0, y_sub, u_c, device, fc)
         _write_blocks(net, out, work, tiles, [(i, o) for _, i, o in todo], logits, size)
 
 
 def _fc_units(net: DeepMedic, feats: torch.Tensor, win: list[tuple[slice, ...]], sl: list[tuple[int, tuple[slice, ...]]],
               size: int, c0: int, y_sub: torch.Tensor | None, u_c: torch.Tensor | None,
-              device: torch.device) -> torch.Tensor:
+              device: torch.device, fc: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """The FC layers on units of one ``size``: the first one's part on the normal maps plus ``y_sub``, then the rest."""
     first = net.fc.blocks[0]
     c_n = feats.shape[0]
     w_n = first.weight[:, :c_n] * first.keep
+    if fc is not None:  # the second FC block's batch norm, folded in (fc_fold)
+        w_n = w_n * fc[0].view(-1, 1, 1, 1, 1)
     x_n = torch.stack([feats[(slice(None),) + w] for w in win]).to(device)
-    h1 = conv3d(first.activate(x_n, slice(0, c_n)), w_n)
+    h1 = conv3d(first.activate(x_n, slice(0, c_n)), w_n, None if fc is None else fc[1])
     ctr = x_n[:, :, c0 : c0 + size, c0 : c0 + size, c0 : c0 + size]
     if y_sub is not None and u_c is not None:
-        h1 = h1 + torch.stack([y_sub[(b_i, slice(None)) + s] for b_i, s in sl]).to(h1.dtype)
-        ctr = torch.cat([ctr, torch.stack([u_c[(b_i, slice(None)) + s] for b_i, s in sl]).to(ctr.dtype)], dim=1)
-    return _fc_rest(net, h1, ctr).float().cpu()
+        h1 = h1 + _gather(y_sub, sl, size).to(h1.dtype)
+        ctr = torch.cat([ctr, _gather(u_c, sl, size).to(ctr.dtype)], dim=1)
+    return _fc_rest(net, h1, ctr, folded=fc is not None).float().cpu()
+
+
+def _gather(t: torch.Tensor, sl: list[tuple[int, tuple[slice, ...]]], size: int) -> torch.Tensor:
+    """``t[b_i][:, s]`` for each ``(b_i, s)`` of ``sl``, stacked; whole outputs without a copy when possible."""
+    if size == t.shape[2]:  # whole tile outputs: the slices are everything
+        rows = [b_i for b_i, _ in sl]
+        return t if rows == list(range(t.shape[0])) else t[rows]
+    return torch.stack([t[(b_i, slice(None)) + s] for b_i, s in sl])
 
 
 def _write_blocks(net: DeepMedic, out: torch.Tensor, work: _Work, tiles: list[tuple[int, ...]],
@@ -299,11 +395,15 @@ def _write_blocks(net: DeepMedic, out: torch.Tensor, work: _Work, tiles: list[tu
 
 
 def _repeat_centre(net: DeepMedic, lr_outs: Sequence[torch.Tensor], c0: int, n: int) -> torch.Tensor:
-    """The subsampled maps repeated to full resolution at a tile's ``n^3`` output voxels (from ``c0``)."""
+    """The subsampled maps repeated to full resolution at a tile's ``n^3`` output voxels (from ``c0``).
+
+    Each map repeated ``f`` times along each axis by a broadcast view (one copy), then cut.
+    """
     outs = []
     for f, lr in zip(net.factors, lr_outs):
-        idx = torch.div(torch.arange(c0, c0 + n, device=lr.device), f, rounding_mode="floor")
-        outs.append(lr.index_select(2, idx).index_select(3, idx).index_select(4, idx))
+        b, c, l0, l1, l2 = lr.shape
+        rep = lr[:, :, :, None, :, None, :, None].expand(b, c, l0, f, l1, f, l2, f).reshape(b, c, l0 * f, l1 * f, l2 * f)
+        outs.append(rep[:, :, c0 : c0 + n, c0 : c0 + n, c0 : c0 + n])
     return torch.cat(outs, dim=1)
 
 
