@@ -33,7 +33,7 @@ from .case import MODALITIES, Case, canonical_modality
 from .errors import CaseError, LabelSchemeError, OutputExistsError
 from .geometry import Geometry
 from .nifti_checks import check_header, data_offset, quiet_nibabel
-from .outputs import label_image, output_error, temp_path
+from .outputs import label_image, output_error, save_nifti, temp_path
 
 PathLike = str | os.PathLike
 CaseSource = Union[PathLike, Sequence[PathLike], Mapping[str, PathLike], "CaseFiles"]
@@ -491,7 +491,7 @@ def save_image(img: nib.Nifti1Image, path: PathLike, *, overwrite: bool = False,
     tmp = temp_path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(img, tmp)
+        save_nifti(img, tmp)
         os.replace(tmp, out)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -166,13 +166,18 @@ def _apply_lut(mapping: Mapping[int, int], labels: np.ndarray) -> np.ndarray:
 
 
 def unique_values(labels: np.ndarray) -> set[int]:
-    """The distinct values of an integer label map (fast for uint8 via bincount)."""
+    """The distinct values of an integer label map (fast for the few small values of label maps)."""
     arr = np.asarray(labels)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise LabelSchemeError("label map has non-integer values")
         arr = arr.astype(np.int64)
-    if arr.dtype == np.uint8 or (arr.size and arr.min() >= 0 and arr.max() < 256):
+    if not arr.size:
+        return set()
+    lo, hi = int(arr.min()), int(arr.max())
+    if hi - lo < 32:  # label maps: a few small values; one vectorised comparison per candidate
+        return {v for v in range(lo, hi + 1) if v in (lo, hi) or bool((arr == v).any())}
+    if lo >= 0 and hi < 256:
         counts = np.bincount(arr.astype(np.uint8, copy=False).ravel(), minlength=256)
         return {int(v) for v in np.flatnonzero(counts)}
     return {int(v) for v in np.unique(arr)}
