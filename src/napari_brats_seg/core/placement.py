@@ -471,21 +471,11 @@ def _fill_input(channels: Sequence[np.ndarray], mask: np.ndarray, norm: Any, pla
         normed = norm(channel, mask)
         bg = float(normed.flat[first_out]) if first_out >= 0 else 0.0
         background.append(bg)
-        if probe is not None:
-            _fill_outside(x[c], inner, bg)
+        if probe is not None:  # the whole channel in memory order: the first touch of its pages is sequential
+            x[c].fill(bg)
         x[c][inner] = _model_view(normed, placement)
         del normed
     return x, tuple(background)
-
-
-def _fill_outside(arr: np.ndarray, inner: tuple[slice, ...], value: float) -> None:
-    """Set every voxel of ``arr`` outside the box ``inner`` to ``value`` (slab by slab)."""
-    for a, sl in enumerate(inner):
-        lead = (slice(None),) * a
-        if sl.start > 0:
-            arr[lead + (slice(0, sl.start),)] = value
-        if sl.stop < arr.shape[a]:
-            arr[lead + (slice(sl.stop, None),)] = value
 
 
 def pad_input(x: np.ndarray, placement: Placement, spec: Any, self_tiling: bool = False
