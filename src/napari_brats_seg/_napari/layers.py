@@ -207,6 +207,21 @@ def label_features() -> pd.DataFrame:
                          "key": [lab.CLASS_KEYS[k] for k in keys]})
 
 
+def warm_up_layer_creation() -> None:
+    """Import and initialise, once, what napari's first layers of a session need, so that it is not
+    done on the GUI thread when they are added: SciPy's ``ndimage`` (napari's image thumbnails) and
+    pint's unit registry (the layers' ``units``), together over a second. Call it in a worker
+    (the Load widget does, after reading a case); it touches no layer and no Qt object."""
+    import scipy.ndimage  # noqa: F401 - napari imports it when it makes the first thumbnail
+
+    try:
+        import pint
+
+        pint.get_application_registry().Unit("mm")  # the lazy registry builds itself on first use
+    except (ImportError, AttributeError):  # pragma: no cover - napari without pint: nothing to warm
+        pass
+
+
 def image_layer_data(case: Case, modality: str) -> tuple[np.ndarray, dict, str]:
     """A layer-data tuple of one sequence of ``case``."""
     arr = case.images[modality]

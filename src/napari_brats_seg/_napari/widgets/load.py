@@ -254,7 +254,11 @@ class LoadWidget(QWidget):
         self.load_button.setEnabled(False)
 
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
-            return read_case(files)
+            from .. import layers
+
+            case = read_case(files)
+            layers.warm_up_layer_creation()  # off the GUI thread, where adding the layers would do it
+            return case
 
         self.task = start_task(work, description=f"loading {files.case_id}", wrap=CaseError,
                                on_success=self._add_case, on_done=self._done)
