@@ -235,6 +235,7 @@ def main() -> int:
     ap.add_argument("--models", default="unet3d-default,cascade-default,deepmedic,bundle")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds one run may take (then cancelled)")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds counted after the result appears")
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds of the idle baseline row")
     args = ap.parse_args()
 
     from qtpy.QtWidgets import QApplication
@@ -263,6 +264,11 @@ def main() -> int:
     res = mon.stop()
     res["seconds"] = loaded
     rows.append(("Load widget: read the case + add its layers", "-" if ok else "failed", res))
+    mon.start()  # the same viewer doing nothing: what the machine alone costs the event loop
+    wait_until(lambda: False, args.idle)
+    res = mon.stop()
+    res["seconds"] = args.idle
+    rows.append(("idle viewer, case loaded, nothing running", "baseline", res))
     for name in [m for m in args.models.split(",") if m]:
         source, note = model_source(name, tmp)
         if source is None:
