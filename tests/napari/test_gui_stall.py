@@ -37,6 +37,33 @@ def test_load_worker_does_the_first_layers_one_off_work(make_napari_viewer, qtbo
     assert "scipy.ndimage" in sys.modules
 
 
+def test_load_computes_contrast_limits_in_the_worker(make_napari_viewer, qtbot, small_case_dir: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Percentiles of each whole sequence took seconds on the GUI thread of a busy 2-core machine.
+    from napari_brats_seg._napari import layers
+
+    threads: list[threading.Thread] = []
+    original = layers.robust_limits
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(layers, "robust_limits", recorded)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
+    widget.inspect(str(small_case_dir))
+    task = widget.load()
+    with qtbot.waitSignal(task.done, timeout=60_000):
+        pass
+    images = [ly for ly in viewer.layers if layers.source_of(ly).role == "image"]
+    assert len(images) == 4 and len(threads) == 4
+    assert all(t is not threading.main_thread() for t in threads)
+    # the layers show what robust_limits gives
+    for ly in images:
+        assert tuple(ly.contrast_limits) == pytest.approx(original(ly.data))
+
+
 def test_warm_up_builds_the_unit_registry_napari_uses() -> None:
     import pint
     from napari.utils._units import get_unit_registry
