@@ -207,13 +207,36 @@ def label_features() -> pd.DataFrame:
                          "key": [lab.CLASS_KEYS[k] for k in keys]})
 
 
-def image_layer_data(case: Case, modality: str) -> tuple[np.ndarray, dict, str]:
-    """A layer-data tuple of one sequence of ``case``."""
+def warm_up_layer_creation() -> None:
+    """Import and initialise, once, what napari's first layers of a session need, so that it is not
+    done on the GUI thread when they are added: SciPy's ``ndimage`` (napari's image thumbnails) and
+    pint's unit registry (the layers' ``units``), together over a second. Call it in a worker
+    (the Load widget does, after reading a case); it touches no layer and no Qt object."""
+    import scipy.ndimage  # noqa: F401 - napari imports it when it makes the first thumbnail
+
+    try:
+        import pint
+
+        pint.get_application_registry().Unit("mm")  # the lazy registry builds itself on first use
+    except (ImportError, AttributeError):  # pragma: no cover - napari without pint: nothing to warm
+        pass
+
+
+def contrast_limits(case: Case) -> dict[str, tuple[float, float]]:
+    """:func:`robust_limits` of each sequence of ``case``: what its image layers start with. Percentiles
+    of a whole volume take a moment, so the Load widget computes them in its worker and hands them to
+    :func:`case_layer_data`."""
+    return {m: robust_limits(a) for m, a in case.images.items()}
+
+
+def image_layer_data(case: Case, modality: str, limits: tuple[float, float] | None = None
+                     ) -> tuple[np.ndarray, dict, str]:
+    """A layer-data tuple of one sequence of ``case`` (``limits``: its contrast limits, computed when None)."""
     arr = case.images[modality]
     kwargs = {
         "name": f"{MODALITY_NAMES[modality]} [{case.case_id}]",
         "colormap": "gray",
-        "contrast_limits": robust_limits(arr),
+        "contrast_limits": limits if limits is not None else robust_limits(arr),
         "visible": modality == DISPLAY_ORDER[-1],
         "metadata": {META_KEY: LayerSource.of_case(case, "image", modality=modality)},
         **world_placement(case.geometry),
@@ -234,9 +257,13 @@ def labels_layer_data(labels: np.ndarray, source: LayerSource, name: str) -> tup
     return np.asarray(labels, dtype=np.uint8), kwargs, "labels"
 
 
-def case_layer_data(case: Case) -> list[tuple[np.ndarray, dict, str]]:
-    """Every layer of a case: its four sequences and, if present, its ground truth (on top)."""
-    out = [image_layer_data(case, m) for m in DISPLAY_ORDER if m in case.images]
+def case_layer_data(case: Case, limits: dict[str, tuple[float, float]] | None = None
+                    ) -> list[tuple[np.ndarray, dict, str]]:
+    """Every layer of a case: its four sequences and, if present, its ground truth (on top).
+
+    ``limits``: contrast limits per sequence (:func:`contrast_limits`), computed here when None.
+    """
+    out = [image_layer_data(case, m, (limits or {}).get(m)) for m in DISPLAY_ORDER if m in case.images]
     if case.ground_truth is not None:
         src = LayerSource.of_case(case, "ground_truth")
         out.append(labels_layer_data(case.ground_truth, src, f"ground truth [{case.case_id}]"))

@@ -27,12 +27,13 @@ from typing import Union
 import nibabel as nib
 import numpy as np
 
+from . import gz
 from . import labels as lab
 from .case import MODALITIES, Case, canonical_modality
 from .errors import CaseError, LabelSchemeError, OutputExistsError
 from .geometry import Geometry
-from .nifti_checks import check_header, quiet_nibabel
-from .outputs import label_image, output_error, temp_path
+from .nifti_checks import check_header, data_offset, quiet_nibabel
+from .outputs import label_image, output_error, save_nifti, temp_path
 
 PathLike = str | os.PathLike
 CaseSource = Union[PathLike, Sequence[PathLike], Mapping[str, PathLike], "CaseFiles"]
@@ -210,9 +211,31 @@ def find_case_files(source: CaseSource, seg: PathLike | None = None) -> CaseFile
     return cf
 
 
-def load_nifti(path: PathLike, *, allow_4d: bool = False, allow_empty: bool = False
+def _voxels(img: nib.Nifti1Image, path: Path, writeable: bool = True) -> np.ndarray:
+    """The scaled voxel array of ``img`` (file order); a ``.nii.gz`` is decompressed in one call
+    (:mod:`.gz`) instead of nibabel's streamed reads. ``writeable=False`` lets the array share the
+    decompressed buffer (read-only) when no scaling makes a new one."""
+    proxy = img.dataobj
+    if not (path.name.lower().endswith(".gz") and isinstance(proxy, nib.arrayproxy.ArrayProxy)):
+        return np.asanyarray(proxy)
+    raw = gz.decompress_file(path)
+    shape, dtype, offset = tuple(proxy.shape), np.dtype(proxy.dtype), data_offset(img)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) < offset + nbytes:
+        raise EOFError(f"the file decompresses to {len(raw)} bytes; the header needs {offset + nbytes}")
+    arr = np.ndarray(shape, dtype, buffer=raw, offset=offset, order=proxy.order)
+    data = nib.volumeutils.apply_read_scaling(arr, proxy.slope, proxy.inter)
+    if writeable and not data.flags.writeable:
+        data = data.copy(order="K")
+    return data
+
+
+def load_nifti(path: PathLike, *, allow_4d: bool = False, allow_empty: bool = False, writeable: bool = True
                ) -> tuple[np.ndarray, Geometry]:
     """Read one NIfTI file, checking everything that would make its data unusable.
+
+    ``writeable=False``: the array may be a read-only view of the decompressed file (for callers
+    that convert it anyway), which spares a copy.
 
     Returns
     -------
@@ -246,7 +269,7 @@ def load_nifti(path: PathLike, *, allow_4d: bool = False, allow_empty: bool = Fa
         raise CaseError(f"is {len(shape)}D (shape {tuple(img.shape)}); a 3D volume is needed", p)
     check_header(img, p)  # the header's claims against the file, before any voxel is read
     try:
-        data = np.asanyarray(img.dataobj).reshape(shape)
+        data = _voxels(img, p, writeable).reshape(shape)
     except (EOFError, zlib.error, OSError, ValueError) as exc:
         raise CaseError(f"truncated or corrupt image data ({_why(exc)})", p) from None
     except MemoryError:
@@ -288,7 +311,7 @@ def _read_labels(path: PathLike, scheme: str | lab.LabelScheme | None, layout: s
                  geometry: Geometry | None, case_id: str | None = None
                  ) -> tuple[np.ndarray, lab.LabelScheme, Geometry, str]:
     """:func:`read_labels`, plus how the scheme was decided (in words)."""
-    data, geo = load_nifti(path, allow_empty=True)
+    data, geo = load_nifti(path, allow_empty=True, writeable=False)
     if data.dtype.kind == "f":
         if np.any(data != np.round(data)):
             raise CaseError("label map has non-integer values", path)
@@ -336,7 +359,7 @@ def read_case(source: CaseSource, *, seg: PathLike | None = None,
     images: dict[str, np.ndarray] = {}
     geos: dict[str, Geometry] = {}
     if cf.msd_file is not None:
-        data, geo = load_nifti(cf.msd_file, allow_4d=True)
+        data, geo = load_nifti(cf.msd_file, allow_4d=True, writeable=False)
         if data.ndim != 4 or data.shape[3] != len(MSD_CHANNELS):
             raise CaseError(f"MSD image must have 4 channels (FLAIR, T1w, T1gd, T2w); shape {data.shape}",
                             cf.msd_file)
@@ -350,7 +373,7 @@ def read_case(source: CaseSource, *, seg: PathLike | None = None,
     else:
         ref = None
         for mod in MODALITIES:
-            data, geo = load_nifti(cf.images[mod])
+            data, geo = load_nifti(cf.images[mod], writeable=False)
             if ref is None:
                 ref = geo
             else:
@@ -358,7 +381,8 @@ def read_case(source: CaseSource, *, seg: PathLike | None = None,
                 if why:
                     raise CaseError(f"does not lie on the grid of {cf.images[MODALITIES[0]].name}: {why}",
                                     cf.images[mod])
-            images[mod] = geo.to_internal(data.astype(np.float32, copy=False))
+            image = geo.to_internal(data.astype(np.float32, copy=False))
+            images[mod] = image if image.flags.writeable else image.copy()
             geos[mod] = geo
     assert ref is not None
     case = Case(cf.case_id, {m: images[m] for m in MODALITIES}, ref, cf.layout,
@@ -467,7 +491,7 @@ def save_image(img: nib.Nifti1Image, path: PathLike, *, overwrite: bool = False,
     tmp = temp_path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(img, tmp)
+        save_nifti(img, tmp)
         os.replace(tmp, out)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -159,14 +159,25 @@ def _lut(mapping: Mapping[int, int], fill: int) -> np.ndarray:
     return lut
 
 
+def _apply_lut(mapping: Mapping[int, int], labels: np.ndarray) -> np.ndarray:
+    """``mapping`` applied to a label map whose values are all keys of it (checked by the caller), as uint8."""
+    lut = _lut(mapping, 0).astype(np.uint8)
+    return lut[np.asarray(labels).astype(np.uint8, copy=False)]
+
+
 def unique_values(labels: np.ndarray) -> set[int]:
-    """The distinct values of an integer label map (fast for uint8 via bincount)."""
+    """The distinct values of an integer label map (fast for the few small values of label maps)."""
     arr = np.asarray(labels)
     if arr.dtype.kind == "f":
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             raise LabelSchemeError("label map has non-integer values")
         arr = arr.astype(np.int64)
-    if arr.size and arr.min() >= 0 and arr.max() < 256:
+    if not arr.size:
+        return set()
+    lo, hi = int(arr.min()), int(arr.max())
+    if hi - lo < 32:  # label maps: a few small values; one vectorised comparison per candidate
+        return {v for v in range(lo, hi + 1) if v in (lo, hi) or bool((arr == v).any())}
+    if lo >= 0 and hi < 256:
         counts = np.bincount(arr.astype(np.uint8, copy=False).ravel(), minlength=256)
         return {int(v) for v in np.flatnonzero(counts)}
     return {int(v) for v in np.unique(arr)}
@@ -187,7 +198,7 @@ def to_internal(labels: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
         raise LabelSchemeError(
             f"label values {bad} are not part of the {sch.name} scheme ({sch.description})"
         )
-    return _lut(sch.to_internal_map, 0)[np.asarray(labels).astype(np.intp)].astype(np.uint8)
+    return _apply_lut(sch.to_internal_map, labels)
 
 
 def from_internal(labels: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
@@ -206,7 +217,7 @@ def from_internal(labels: np.ndarray, scheme: str | LabelScheme) -> np.ndarray:
     if bad:
         names = ", ".join(CLASS_NAMES.get(b, str(b)) for b in bad)
         raise LabelSchemeError(f"the {sch.name} scheme cannot store {names}")
-    return _lut(inv, 0)[np.asarray(labels).astype(np.intp)].astype(np.uint8)
+    return _apply_lut(inv, labels)
 
 
 def convert(labels: np.ndarray, src: str | LabelScheme, dst: str | LabelScheme) -> np.ndarray:

@@ -79,6 +79,18 @@ def _gzip_payload(path: Path, need: int) -> int:
     return got
 
 
+def data_offset(img: nib.Nifti1Image) -> int:
+    """Where the voxels start in the (decompressed) file: the header's ``vox_offset`` as read.
+
+    A loaded image's header reports offset 0 (nibabel resets it for writing); its data proxy keeps
+    the offset the file was read with.
+    """
+    offset = getattr(img.dataobj, "offset", None)
+    if offset is None:
+        offset = int(img.header.get_data_offset()) if hasattr(img.header, "get_data_offset") else 352
+    return int(offset)
+
+
 def check_size(img: nib.Nifti1Image, path: Path) -> None:
     """Refuse a header whose shape and data type claim more bytes than the file holds or is sane.
 
@@ -94,7 +106,7 @@ def check_size(img: nib.Nifti1Image, path: Path) -> None:
                         f"{MAX_VOXELS:.3g} any MRI volume needs: corrupt or not an MRI volume", path)
     hdr = img.header
     itemsize = np.dtype(hdr.get_data_dtype()).itemsize
-    offset = int(hdr.get_data_offset()) if hasattr(hdr, "get_data_offset") else 352
+    offset = data_offset(img)
     need = voxels * itemsize
     claim = f"header claims {'x'.join(map(str, shape))} voxels of {hdr.get_data_dtype()} ({_mb(need)})"
     size = path.stat().st_size

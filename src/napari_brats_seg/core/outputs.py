@@ -28,6 +28,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from . import gz
 from . import labels as lab
 from .case import Case
 from .errors import CaseError, OutputError, OutputExistsError
@@ -240,6 +241,18 @@ def map_image(data: np.ndarray, geometry: Geometry) -> nib.Nifti1Image:
     return img
 
 
+def save_nifti(img: nib.Nifti1Image, path: Path) -> None:
+    """``nib.save(img, path)``, with a ``.nii.gz`` compressed in one call by :mod:`.gz` (ISA-L when
+    installed) at nibabel's level; the file is the same NIfTI, gzip-compressed."""
+    path = Path(path)
+    if not path.name.lower().endswith(".gz"):
+        nib.save(img, str(path))
+        return
+    data = gz.compress(img.to_bytes())
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -285,7 +298,7 @@ class OutputSet:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             self.staged.append((tmp, out))
-            nib.save(img, str(tmp))
+            save_nifti(img, tmp)
             _fsync(tmp)
         except OSError as exc:
             self.discard()

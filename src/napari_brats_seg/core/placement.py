@@ -407,21 +407,22 @@ def prepare(case: Any, spec: Any, *, crop: bool | None = None, margin: int = BRA
     ModelError
         When the normalisation is unknown or takes other options.
     """
-    images = case.stack(spec.channels)
     grid = model_grid(case.shape, case.spacing, spec)
     if grid is not None:
-        images = grid.forward(images)
+        channels = list(grid.forward(case.stack(spec.channels)))
         if include is not None:
             include = grid.forward(include.astype(np.uint8), labels=True) > 0
-    mask = pp.brain_mask(images)
+        mask = pp.brain_mask(channels)
+    else:  # the case's own arrays: no stacked copy
+        mask = brain_mask(case, spec.channels)
+        from .case import canonical_modality
+
+        channels = [np.asarray(case.images[canonical_modality(m)], dtype=np.float32) for m in spec.channels]
     try:
-        x = pp.normalize(images, spec.normalization, mask)
+        norm = pp.normalizer(spec.normalization)
     except ValueError as exc:
         raise ModelError(f"model {spec.name}: {exc}") from None
-    del images
-    first_out = int(np.argmax(~mask)) if not mask.all() else -1  # first voxel outside the brain
-    background = tuple(float(c.flat[first_out]) if first_out >= 0 else 0.0 for c in x)
-    placement = Placement(tuple(case.shape), (grid,) if grid else (), background)  # type: ignore[arg-type]
+    placement = Placement(tuple(case.shape), (grid,) if grid else (), ())  # type: ignore[arg-type]
     steps: list[Step] = []
     if spec.crop if crop is None else crop:
         box = pp.bounding_box(mask if include is None else mask | include, margin)
@@ -431,12 +432,50 @@ def prepare(case: Any, spec: Any, *, crop: bool | None = None, margin: int = BRA
     if reorient.plan != ((0, 1, 2), (False, False, False)):
         steps.append(reorient)
     for step in steps:
-        x = step.forward(x)
         placement = placement.then(step)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if pad:
-        x, placement = pad_input(x, placement, spec, self_tiling=self_tiling)
-    return x, placement
+    x, background = _fill_input(channels, mask, norm, placement, spec, pad, self_tiling)
+    placement = Placement(placement.case_shape, placement.steps, background)
+    step = pad_step(placement.shape, spec, background, self_tiling) if pad else None
+    return x, (placement.then(step) if step is not None else placement)
+
+
+def _model_view(arr: np.ndarray, placement: Placement) -> np.ndarray:
+    """``arr`` (one channel on the grid after resampling) through the crop and reorientation, as a
+    view: no copy is made."""
+    for s in placement.steps:
+        if isinstance(s, Crop):
+            arr = arr[s.slices]
+        elif isinstance(s, Reorient):
+            perm, flips = s.plan
+            arr = np.transpose(arr, perm)
+            arr = arr[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+    return arr
+
+
+def _fill_input(channels: Sequence[np.ndarray], mask: np.ndarray, norm: Any, placement: Placement, spec: Any,
+                pad: bool, self_tiling: bool) -> tuple[np.ndarray, tuple[float, ...]]:
+    """The network input, written channel by channel into its final (padded) array.
+
+    Each channel is normalised on the whole grid, then copied once through the crop, the
+    reorientation and into the padding's interior; the padding gets the channel's normalised value
+    outside the brain. Only one normalised channel exists at a time (no stacked copies).
+    """
+    first_out = int(np.argmax(~mask)) if not mask.all() else -1  # first voxel outside the brain
+    shape = placement.shape
+    probe = pad_step(shape, spec, (0.0,) * len(channels), self_tiling) if pad else None
+    full = probe.out_shape if probe is not None else shape
+    inner = probe.inner if probe is not None else tuple(slice(0, n) for n in shape)
+    x = np.empty((len(channels),) + tuple(full), np.float32)
+    background = []
+    for c, channel in enumerate(channels):
+        normed = norm(channel, mask)
+        bg = float(normed.flat[first_out]) if first_out >= 0 else 0.0
+        background.append(bg)
+        if probe is not None:  # the whole channel in memory order: the first touch of its pages is sequential
+            x[c].fill(bg)
+        x[c][inner] = _model_view(normed, placement)
+        del normed
+    return x, tuple(background)
 
 
 def pad_input(x: np.ndarray, placement: Placement, spec: Any, self_tiling: bool = False

@@ -4,14 +4,14 @@
   order a model was trained on (its ``ModelSpec.orientation``, e.g. ``"LPS"`` = array axes
   ``(x->L, y->P, z->S)``, the BraTS files' stored order) and back. Permutations and flips only.
 - :func:`brain_mask`, :func:`bounding_box`, :func:`crop`, :func:`uncrop`.
-- :func:`normalize`: per-channel intensity normalisation by name (``zscore_brain``,
+- :func:`normalize`, :func:`normalizer`: per-channel intensity normalisation by name (``zscore_brain``,
   ``nonzero_channelwise``, ``deepmedic``).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -148,29 +148,45 @@ NORMALIZERS = {
 }
 
 
+def normalizer(spec: Mapping[str, Any]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The per-channel function ``f(channel, mask) -> float32 channel`` that ``spec`` names.
+
+    ``spec`` is ``{"kind": "zscore_brain" | "deepmedic" | "nonzero_channelwise" | "none"}``; any other
+    keys are passed to the normaliser as keyword arguments (``{"kind": "deepmedic", "pad": 9}``).
+
+    Raises
+    ------
+    ValueError
+        An unknown kind, or a key its normaliser does not take.
+    """
+    kind = spec.get("kind", "zscore_brain")
+    if kind == "none":
+        return lambda channel, mask: np.asarray(channel, dtype=np.float32)
+    if kind not in NORMALIZERS:
+        raise ValueError(f"unknown normalisation {kind!r}; known: {', '.join(NORMALIZERS)}, none")
+    fn = NORMALIZERS[kind]
+    params = {k: v for k, v in spec.items() if k != "kind"}
+    unknown = sorted(set(params) - set(inspect.signature(fn).parameters) - {"channel", "mask"})
+    if unknown:
+        raise ValueError(f"normalisation {kind!r} does not take {unknown}")
+    return lambda channel, mask: np.asarray(fn(channel, mask, **params), dtype=np.float32)
+
+
 def normalize(images: np.ndarray, spec: Mapping[str, Any], mask: np.ndarray | None = None) -> np.ndarray:
-    """Normalise each channel of ``(C, ...)`` images as ``spec["kind"]`` says.
+    """Normalise each channel of ``(C, ...)`` images as ``spec["kind"]`` says (:func:`normalizer`).
 
     Parameters
     ----------
     images
         Channels first.
     spec
-        ``{"kind": "zscore_brain" | "deepmedic" | "nonzero_channelwise" | "none"}``; any other keys
-        are passed to the normaliser as keyword arguments (``{"kind": "deepmedic", "pad": 9}``); a key it
+        ``{"kind": ...}`` and the normaliser's keyword arguments (see :func:`normalizer`); a key it
         does not take is a ``ValueError``.
     mask
         Brain mask; computed with :func:`brain_mask` when None.
     """
-    kind = spec.get("kind", "zscore_brain")
-    if kind == "none":
+    fn = normalizer(spec)
+    if spec.get("kind", "zscore_brain") == "none":
         return np.asarray(images, dtype=np.float32)
-    if kind not in NORMALIZERS:
-        raise ValueError(f"unknown normalisation {kind!r}; known: {', '.join(NORMALIZERS)}, none")
     m = brain_mask(images) if mask is None else mask
-    fn = NORMALIZERS[kind]
-    params = {k: v for k, v in spec.items() if k != "kind"}
-    unknown = sorted(set(params) - set(inspect.signature(fn).parameters) - {"channel", "mask"})
-    if unknown:
-        raise ValueError(f"normalisation {kind!r} does not take {unknown}")
-    return np.stack([fn(c, m, **params) for c in images]).astype(np.float32, copy=False)
+    return np.stack([fn(c, m) for c in images]).astype(np.float32, copy=False)

@@ -254,7 +254,12 @@ class LoadWidget(QWidget):
         self.load_button.setEnabled(False)
 
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
-            return read_case(files)
+            from .. import layers
+
+            case = read_case(files)
+            limits = layers.contrast_limits(case)  # whole-volume percentiles: not on the GUI thread
+            layers.warm_up_layer_creation()  # off the GUI thread, where adding the layers would do it
+            return case, limits
 
         self.task = start_task(work, description=f"loading {files.case_id}", wrap=CaseError,
                                on_success=self._add_case, on_done=self._done)
@@ -282,12 +287,14 @@ class LoadWidget(QWidget):
             out[other] = "close" if answer == "Close anyway" else "hide"
         return out
 
-    def _add_case(self, case: Any) -> None:
+    def _add_case(self, loaded: Any) -> None:
+        """Add a read case's layers: ``loaded`` is the case, or ``(case, contrast limits)`` from the worker."""
+        case, limits = loaded if isinstance(loaded, tuple) else (loaded, None)
         for other, action in self._others.items():
             if action == "close":
                 self.session.close_case(other)
         self._others = {}
-        add_layer_data(self.viewer, case_layer_data(case))
+        add_layer_data(self.viewer, case_layer_data(case, limits))
         self.viewer.reset_view()
         folders = {Path(p).parent for p in case.sources.values()}
         self.qc_panel.set_case(case.case_id, folders.pop() if len(folders) == 1 else None)

@@ -1,0 +1,301 @@
+"""The longest stall of napari's event loop while the Segment widget runs each model.
+
+A real napari viewer (run it under Xvfb: ``xvfb-run -a -s "-screen 0 1600x1200x24" python
+bench/bench_gui_stall.py``) loads a real case through the plugin's Load widget, then starts a run
+through the Segment widget with each model in turn. A ``QTimer`` ticks every 10 ms on the GUI thread
+from the click on *Run* until the result layer is in the viewer (plus ``--settle`` seconds, so that
+the first draw of the new layer is counted); a gap between two ticks is time the event loop could not
+serve the user (no repaint, no click). A watchdog thread samples the GUI thread's Python stack
+during every gap over 100 ms, which says what the loop was busy with.
+
+Models: ``unet3d-default`` and ``cascade-default`` (shipped), ``deepmedic`` (the CaPTk DeepMedic of
+``../shared/models/captk-deepmedic``, through its folder as *Folder...* takes it) and ``bundle`` (a
+MONAI bundle folder written here with the ``brats_mri_segmentation`` configuration and seeded random
+weights: no pretrained bundle can be downloaded offline; the stall does not depend on the weights). A
+model that cannot be had is skipped with the reason.
+
+Usage::
+
+    xvfb-run -a -s "-screen 0 1600x1200x24" python bench/bench_gui_stall.py \\
+        [--case ../shared/data/brats2018/Brats18_2013_11_1] [--models unet3d-default,cascade-default,deepmedic,bundle]
+
+It prints a Markdown table: per model the run's seconds, the longest stall, the 99th percentile gap,
+the number of gaps over 100 ms, and where the GUI thread was during the longest stall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# recovery files of the runs go to a folder of this run, never to the user's data folder
+os.environ.setdefault("NAPARI_BRATS_SEG_DATA_DIR", tempfile.mkdtemp(prefix="bench_gui_stall_data_"))
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CASE = ROOT.parent / "shared" / "data" / "brats2018" / "Brats18_2013_11_1"
+DEEPMEDIC = ROOT.parent / "shared" / "models" / "captk-deepmedic"
+PLUGIN = "napari-brats-seg"
+#: A gap longer than this is a stall (ms); the target is to have none.
+STALL_MS = 100.0
+#: The bundle's network definition and inferer (configs/inference.json of brats_mri_segmentation).
+BUNDLE_INFERENCE = {
+    "network_def": {"_target_": "SegResNet", "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1],
+                    "init_filters": 16, "in_channels": 4, "out_channels": 3, "dropout_prob": 0.2},
+    "network": "$@network_def.to(@device)",
+    "device": "$torch.device('cpu')",
+    "preprocessing": {"_target_": "Compose", "transforms": [
+        {"_target_": "LoadImaged", "keys": "image"},
+        {"_target_": "NormalizeIntensityd", "keys": "image", "nonzero": True, "channel_wise": True}]},
+    "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [240, 240, 160], "sw_batch_size": 1,
+                "overlap": 0.5},
+}
+BUNDLE_METADATA = {
+    "version": "0.3.0", "task": "Multimodal Brain Tumor segmentation",
+    "network_data_format": {
+        "inputs": {"image": {"type": "image", "format": "magnitude", "modality": "MR", "num_channels": 4,
+                             "spatial_shape": ["8*n", "8*n", "8*n"], "dtype": "float32",
+                             "channel_def": {"0": "T1c", "1": "T1", "2": "T2", "3": "FLAIR"}}},
+        "outputs": {"pred": {"type": "image", "format": "segmentation", "num_channels": 3,
+                             "spatial_shape": ["8*n", "8*n", "8*n"], "dtype": "float32",
+                             "channel_def": {"0": "Tumor core", "1": "Whole tumor", "2": "Enhancing tumor"}}}},
+}
+
+
+class StallMonitor:
+    """Ticks of a 10 ms ``QTimer`` on the GUI thread, and samples of that thread's stack in stalls."""
+
+    def __init__(self, interval_ms: int = 10) -> None:
+        from qtpy.QtCore import Qt, QTimer
+
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.ticks: list[float] = []
+        self.samples: list[tuple[float, str]] = []  # (time, where) taken while the loop stalled
+        self._main = threading.main_thread().ident
+        self._stop = threading.Event()
+        self._watch: threading.Thread | None = None
+
+    def _tick(self) -> None:
+        self.ticks.append(time.perf_counter())
+
+    def _watchdog(self) -> None:
+        while not self._stop.wait(0.02):
+            last = self.ticks[-1] if self.ticks else None
+            now = time.perf_counter()
+            if last is not None and (now - last) * 1000 > STALL_MS:
+                frame = sys._current_frames().get(self._main)
+                if frame is not None:
+                    self.samples.append((now, where(traceback.extract_stack(frame))))
+
+    def start(self) -> None:
+        self.ticks, self.samples = [time.perf_counter()], []
+        self._stop.clear()
+        self._watch = threading.Thread(target=self._watchdog, daemon=True)
+        self._watch.start()
+        self.timer.start()
+
+    def stop(self) -> dict[str, Any]:
+        """Stop and summarise: longest gap, 99th percentile, gaps over :data:`STALL_MS`, where."""
+        self.timer.stop()
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.join()
+        t = np.asarray(self.ticks)
+        gaps = np.diff(t) * 1000 if len(t) > 1 else np.zeros(1)
+        i = int(np.argmax(gaps))
+        lo, hi = t[i], t[i + 1] if len(t) > 1 else t[i]
+        during = Counter(w for s, w in self.samples if lo <= s <= hi)
+        return {"longest_ms": float(gaps.max()), "p99_ms": float(np.percentile(gaps, 99)),
+                "over": int((gaps > STALL_MS).sum()), "ticks": len(t),
+                "where": during.most_common(1)[0][0] if during else "-",
+                "stalls": Counter(w for _, w in self.samples).most_common(5)}
+
+
+def where(stack: traceback.StackSummary, inner: int = 2) -> str:
+    """The innermost frame of the project's code and the ``inner`` innermost frames of all, in a few words."""
+    def name(f: traceback.FrameSummary) -> str:
+        return f"{'/'.join(Path(f.filename).parts[-2:])}:{f.lineno} {f.name}"
+
+    ours = [f for f in stack if "napari_brats_seg" in f.filename and not f.filename.endswith("bench_gui_stall.py")]
+    parts = [name(ours[-1])] if ours else []
+    parts += [name(f) for f in stack[-inner:] if not ours or f is not ours[-1]]
+    return " > ".join(parts)
+
+
+def wait_until(cond: Callable[[], bool], timeout_s: float) -> bool:
+    """Run the Qt event loop until ``cond()`` holds or ``timeout_s`` passes; returns ``cond()``."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    end = time.perf_counter() + timeout_s
+    check = QTimer()
+    check.setInterval(20)
+    check.timeout.connect(lambda: (cond() or time.perf_counter() > end) and loop.quit())
+    check.start()
+    if not cond():
+        loop.exec()
+    check.stop()
+    return bool(cond())
+
+
+def write_bundle(root: Path, seed: int = 0) -> Path:
+    """A MONAI bundle folder: the brats_mri_segmentation configuration with seeded random weights."""
+    import torch
+    from monai.networks.nets import SegResNet
+
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    (root / "models").mkdir(exist_ok=True)
+    (root / "configs" / "inference.json").write_text(json.dumps(BUNDLE_INFERENCE, indent=2))
+    (root / "configs" / "metadata.json").write_text(json.dumps(BUNDLE_METADATA, indent=2))
+    torch.manual_seed(seed)
+    net = SegResNet(**{k: v for k, v in BUNDLE_INFERENCE["network_def"].items() if k != "_target_"})
+    torch.save(net.state_dict(), root / "models" / "model.pt")
+    return root
+
+
+def model_source(name: str, tmp: Path) -> tuple[str | None, str]:
+    """``(source for SegmentWidget.add_model, note)``; source None when the model cannot be had."""
+    from napari_brats_seg.core.models.registry import list_models
+
+    if name == "deepmedic":
+        if not (DEEPMEDIC / "README.md").exists() and not any(DEEPMEDIC.glob("*")):
+            return None, f"skipped: {DEEPMEDIC} not found"
+        return str(DEEPMEDIC), "CaPTk DeepMedic folder"
+    if name == "bundle":
+        try:
+            return str(write_bundle(tmp / "brats_mri_segmentation")), "bundle config, random weights"
+        except Exception as exc:  # noqa: BLE001 - a bench reports why a row is missing
+            return None, f"skipped: cannot write a bundle ({type(exc).__name__}: {exc})"
+    shipped = {i["name"]: i["source"] for i in list_models() if "error" not in i}
+    if name in shipped:
+        return name, "shipped"
+    return None, f"skipped: not installed (installed: {', '.join(shipped) or 'none'})"
+
+
+def cpu_line() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
+        flags = set(text.split("flags", 1)[1].split("\n", 1)[0].split())
+    except (OSError, IndexError):
+        name, flags = platform.processor(), set()
+    keep = " ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags)
+    forced = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{name or 'unknown CPU'}, {os.cpu_count()} CPUs, flags {keep}" + (
+        f", forced ONEDNN_MAX_CPU_ISA={forced}" if forced else "")
+
+
+def run_model(viewer: Any, seg: Any, mon: StallMonitor, source: str, timeout_s: float, settle_s: float
+              ) -> dict[str, Any]:
+    """One Segment run of ``source``: seconds to the result layer and the monitor's summary."""
+    seg.add_model(source)
+    before = seg.last_layer
+    n_layers = len(viewer.layers)
+    mon.start()
+    t0 = time.perf_counter()
+    task = seg.run()
+    if task is None:
+        mon.stop()
+        return {"error": "the widget did not start a run"}
+    failed: list[str] = []
+    task.failed.connect(lambda exc: failed.append(str(exc)))
+    got = wait_until(lambda: seg.last_layer is not before or bool(failed), timeout_s)
+    seconds = time.perf_counter() - t0
+    if not got or failed:
+        if not got:
+            seg.cancel()
+        wait_until(lambda: seg.task is None, 120)
+        mon.stop()
+        return {"error": failed[0] if failed else f"no result within {timeout_s:.0f} s (cancelled)"}
+    wait_until(lambda: False, settle_s)  # the new layer's first draws
+    res = mon.stop()
+    wait_until(lambda: seg.task is None, 60)
+    res.update(seconds=seconds, layers=len(viewer.layers) - n_layers, info=seg.last_result.info)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", type=Path, default=DEFAULT_CASE)
+    ap.add_argument("--models", default="unet3d-default,cascade-default,deepmedic,bundle")
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds one run may take (then cancelled)")
+    ap.add_argument("--settle", type=float, default=1.0, help="seconds counted after the result appears")
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds of the idle baseline row")
+    args = ap.parse_args()
+
+    from qtpy.QtWidgets import QApplication
+
+    import napari
+
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1500, 1100)
+    _, load = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
+    _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
+    QApplication.processEvents()
+    mon = StallMonitor()
+    tmp = Path(tempfile.mkdtemp(prefix="bench_gui_stall_"))
+    print(f"machine: {cpu_line()}; load average before: {os.getloadavg()[0]:.2f}; napari {napari.__version__}; "
+          f"Qt platform {QApplication.platformName()}")
+    print(f"case {args.case.name}; QTimer every 10 ms on the GUI thread; a stall is a gap over {STALL_MS:.0f} ms")
+
+    rows: list[tuple[str, str, dict[str, Any]]] = []
+    mon.start()
+    t0 = time.perf_counter()
+    load.inspect(str(args.case))
+    task = load.load()
+    ok = task is not None and wait_until(lambda: load.task is None and len(viewer.layers) >= 4, args.timeout)
+    loaded = time.perf_counter() - t0
+    wait_until(lambda: False, args.settle)
+    res = mon.stop()
+    res["seconds"] = loaded
+    rows.append(("Load widget: read the case + add its layers", "-" if ok else "failed", res))
+    mon.start()  # the same viewer doing nothing: what the machine alone costs the event loop
+    wait_until(lambda: False, args.idle)
+    res = mon.stop()
+    res["seconds"] = args.idle
+    rows.append(("idle viewer, case loaded, nothing running", "baseline", res))
+    for name in [m for m in args.models.split(",") if m]:
+        source, note = model_source(name, tmp)
+        if source is None:
+            rows.append((name, note, {}))
+            continue
+        res = run_model(viewer, seg, mon, source, args.timeout, args.settle)
+        if "info" in res:
+            note = f"{note}; {res['info'].get('dtype')}, {res['info'].get('mode')}"
+        rows.append((name, res.get("error", note), res))
+        print(f"  {name}: {json.dumps({k: v for k, v in res.items() if k != 'info'}, default=str)}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print()
+    print("| run | notes | seconds | longest stall (ms) | 99th percentile gap (ms) | gaps > 100 ms | "
+          "GUI thread during the longest stall |")
+    print("|---|---|---:|---:|---:|---:|---|")
+    for name, note, r in rows:
+        if "longest_ms" not in r:
+            print(f"| {name} | {note} | - | - | - | - | - |")
+            continue
+        print(f"| {name} | {note} | {r['seconds']:.1f} | {r['longest_ms']:.0f} | {r['p99_ms']:.0f} | "
+              f"{r['over']} | {r['where']} |")
+    worst = max((r["longest_ms"] for _, _, r in rows if "longest_ms" in r), default=0.0)
+    print(f"target (every stall under {STALL_MS:.0f} ms): {'met' if worst < STALL_MS else 'NOT met'} "
+          f"(longest {worst:.0f} ms)")
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
