@@ -449,7 +449,8 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     labels, probs, unc = to_case_grid(out, placement, spec, opts["keep_hierarchy"], probabilities)
     info = {
         "model": spec.name, "family": spec.family, "source": model.source, "device": str(out.device),
-        "dtype": out.precision.label, "runtime": out.runtime, "seconds": round(time.perf_counter() - t0, 3), "windows": out.units,
+        "dtype": out.precision.label, "runtime": out.runtime, "seconds": round(time.perf_counter() - t0, 3),
+        "windows": out.units,
         "mode": out.mode, "tta": out.flips, "window": list(out.window),
         "crop": [[s.start, s.stop] for s in placement.crop_box], "fallbacks": out.fallbacks, "warnings": warn,
         "placement": placement.to_dict(),

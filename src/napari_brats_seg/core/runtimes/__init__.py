@@ -9,8 +9,8 @@
 ONNX Runtime and OpenVINO come with the ``[fast]`` extra; without them everything runs on torch.
 """
 
-from .choice import AUTO_TABLE, INSTALL_HINT, RuntimeNotInstalled, choose, select
+from .choice import AUTO_TABLE, INSTALL_HINT, RuntimeNotInstalled, choose, require, select
 from .cpu import available_runtimes, cpu_kind, cpu_summary
 
 __all__ = ["AUTO_TABLE", "INSTALL_HINT", "RuntimeNotInstalled", "available_runtimes", "choose", "cpu_kind",
-           "cpu_summary", "select"]
+           "cpu_summary", "require", "select"]

@@ -69,9 +69,7 @@ def choose(runtime: str, spec: ModelSpec, device: torch.device | str = "cpu",
     InferenceError
         An unknown name, or an exported runtime asked for with a GPU device.
     """
-    key = str(runtime).lower().strip()
-    if key not in ("auto", *RUNTIMES):
-        raise InferenceError(f"unknown runtime {runtime!r}; use auto, {', '.join(RUNTIMES)}")
+    key = require(runtime, available)
     have = tuple(available_runtimes() if available is None else available)
     dev = torch.device(device)
     if key == "auto":
@@ -84,14 +82,31 @@ def choose(runtime: str, spec: ModelSpec, device: torch.device | str = "cpu",
                     "torch (%s)", pick, kind, INSTALL_HINT)
             return "torch"
         return pick
-    if key not in have:
-        raise RuntimeNotInstalled(f"runtime {key!r} is not installed; install it with: {INSTALL_HINT}")
     if key != "torch":
         if dev.type != "cpu":
             raise InferenceError(f"runtime {key!r} runs on the CPU; use device cpu (or runtime torch on {dev})")
         if spec.self_tiling:
             _notice(f"self-tiling:{spec.name}", "model %s tiles itself and runs on torch only, not %s", spec.name, key)
             return "torch"
+    return key
+
+
+def require(runtime: str, available: Sequence[str] | None = None) -> str:
+    """``runtime`` checked before any work: a known name (``"auto"`` included) and, unless auto, installed.
+
+    Raises
+    ------
+    RuntimeNotInstalled
+        ``runtime`` is named but not installed.
+    InferenceError
+        An unknown name.
+    """
+    key = str(runtime).lower().strip()
+    if key not in ("auto", *RUNTIMES):
+        raise InferenceError(f"unknown runtime {runtime!r}; use auto, {', '.join(RUNTIMES)}")
+    have = tuple(available_runtimes() if available is None else available)
+    if key != "auto" and key not in have:
+        raise RuntimeNotInstalled(f"runtime {key!r} is not installed; install it with: {INSTALL_HINT}")
     return key
 
 
@@ -195,4 +210,4 @@ def split_padding_or_fail(network: Any, spec: ModelSpec, shape: tuple[int, ...] 
     return core, multiple, dynamic
 
 
-__all__ = ["AUTO_FAMILIES", "AUTO_TABLE", "INSTALL_HINT", "RuntimeNotInstalled", "choose", "select"]
+__all__ = ["AUTO_FAMILIES", "AUTO_TABLE", "INSTALL_HINT", "RuntimeNotInstalled", "choose", "require", "select"]
