@@ -12,6 +12,7 @@ runtime asked for by name that is not installed is a :class:`RuntimeNotInstalled
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,11 @@ AUTO_FAMILIES: frozenset[str] = frozenset({"unet3d", "segresnet"})
 #: What to tell a user who lacks a runtime.
 INSTALL_HINT = 'pip install "napari-brats-seg[fast]"'
 
+#: Backends kept loaded in this process (sessions and compiled models reused across cases).
+LOADED_BACKENDS = 2
+
 _notified: set[str] = set()
+_loaded: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
 
 class RuntimeNotInstalled(InferenceError):
@@ -189,15 +194,28 @@ def select(runtime: str, spec: ModelSpec, network: Any, *, device: torch.device 
         weights_id = weights_hash(network.state_dict())
     root = Path(cache_dir) if cache_dir is not None else None
     args = (name, core, spec, weights_id, dynamic, None if dynamic else tuple(shape or ()), multiple, prec.dtype, root)
+    key = (args[0], args[3], args[4], args[5], args[7], str(root), str(cache.cache_root()))
+    if key in _loaded:  # the next case of a cohort or of a napari session: no new session or compilation
+        _loaded.move_to_end(key)
+        return _loaded[key]
     try:
-        return _load(*args, fresh=False)
+        backend = _load(*args, fresh=False)
     except Exception as first:  # noqa: BLE001 - a corrupt or stale entry: rebuild it once
         log.warning("runtime %s: cached export unusable (%s: %s); exporting again", name, type(first).__name__,
                     str(first).splitlines()[0] if str(first) else "")
         try:
-            return _load(*args, fresh=True)
+            backend = _load(*args, fresh=True)
         except Exception as exc:
             raise InferenceError(f"runtime {name} cannot run model {spec.name}: {type(exc).__name__}: {exc}") from exc
+    _loaded[key] = backend
+    while len(_loaded) > LOADED_BACKENDS:
+        _loaded.popitem(last=False)
+    return backend
+
+
+def forget_loaded() -> None:
+    """Drop the backends kept in memory (the next :func:`select` loads from the disk cache again)."""
+    _loaded.clear()
 
 
 def split_padding_or_fail(network: Any, spec: ModelSpec, shape: tuple[int, ...] | None) -> tuple[Any, int, bool]:
@@ -210,4 +228,5 @@ def split_padding_or_fail(network: Any, spec: ModelSpec, shape: tuple[int, ...] 
     return core, multiple, dynamic
 
 
-__all__ = ["AUTO_FAMILIES", "AUTO_TABLE", "INSTALL_HINT", "RuntimeNotInstalled", "choose", "require", "select"]
+__all__ = ["AUTO_FAMILIES", "AUTO_TABLE", "INSTALL_HINT", "RuntimeNotInstalled", "choose", "forget_loaded", "require",
+           "select"]
