@@ -119,12 +119,14 @@ def worker_run(model_name: str, variant: str, case: Path, bias: list[float] | No
 def worker_prime(model_name: str, variant: str, bias: list[float] | None) -> dict:
     """Fill the export cache for ``variant`` (not timed)."""
     from napari_brats_seg.core.device import Precision
+    from napari_brats_seg.core.models.registry import weights_id
     from napari_brats_seg.core.runtimes import select
 
     runtime, precision, _, _ = VARIANTS[variant]
     model = _model(model_name, bias)
     t0 = time.perf_counter()
-    select(runtime, model.spec, model.network, precision=Precision("bf16" if precision == "bf16" else "fp32"))
+    select(runtime, model.spec, model.network, precision=Precision("bf16" if precision == "bf16" else "fp32"),
+           weights_id=weights_id(model))  # the key predict() uses
     return {"seconds": time.perf_counter() - t0}
 
 
