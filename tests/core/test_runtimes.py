@@ -184,7 +184,7 @@ def test_cli_runtime_absent_is_a_clear_error(crop_dir: Path, tmp_path: Path, mon
 def test_auto_falls_back_to_torch_with_one_notice(monkeypatch: pytest.MonkeyPatch,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     spec = tiny_model().spec
-    monkeypatch.setitem(choice.AUTO_TABLE, cpu.cpu_kind(), "openvino")
+    monkeypatch.setitem(choice.AUTO_TABLE, cpu.cpu_kind(), {"unet3d": "openvino"})
     with caplog.at_level(logging.WARNING, logger="napari_brats_seg.runtimes"):
         assert choice.choose("auto", spec, available=("torch",)) == "torch"
         assert choice.choose("auto", spec, available=("torch",)) == "torch"

@@ -1,6 +1,6 @@
 """Choosing the runtime of a network: :func:`choose` names it, :func:`select` builds its backend.
 
-``"auto"`` looks the CPU kind (:func:`~.cpu.cpu_kind`) up in :data:`AUTO_TABLE`, the runtime measured
+``"auto"`` looks the CPU kind (:func:`~.cpu.cpu_kind`) and the family up in :data:`AUTO_TABLE`, the runtime measured
 fastest on such a CPU among those whose labels agree with torch fp32 at >= 0.999 Dice per region on
 real cases (``bench/bench_runtimes.py``; the figures are in the README, "Runtimes"), for the families
 measured (:data:`AUTO_FAMILIES`); anything else, networks that tile themselves and networks on a GPU
@@ -28,13 +28,11 @@ from .cpu import RUNTIMES, available_runtimes, cpu_kind, runtime_version
 
 log = logging.getLogger("napari_brats_seg.runtimes")
 
-#: CPU kind -> the runtime ``"auto"`` picks (measured, see the module docstring).
-AUTO_TABLE: dict[str, str] = {
-    "amx": "torch",
-    "avx512_bf16": "torch",
-    "avx512": "openvino",
-    "avx2": "openvino",
-    "other": "torch",
+#: CPU kind -> family -> the runtime ``"auto"`` picks (measured, see the module docstring); a kind or a
+#: family not listed (not measured) runs on torch.
+AUTO_TABLE: dict[str, dict[str, str]] = {
+    "avx512_bf16": {"unet3d": "openvino", "segresnet": "torch"},
+    "avx2": {"unet3d": "openvino", "segresnet": "openvino"},
 }
 #: Families whose agreement and speed were measured under the other runtimes.
 AUTO_FAMILIES: frozenset[str] = frozenset({"unet3d", "segresnet"})
@@ -81,7 +79,7 @@ def choose(runtime: str, spec: ModelSpec, device: torch.device | str = "cpu",
         if dev.type != "cpu" or spec.self_tiling or spec.dims != 3 or spec.family not in AUTO_FAMILIES:
             return "torch"
         kind = cpu_kind()
-        pick = AUTO_TABLE.get(kind, "torch")
+        pick = AUTO_TABLE.get(kind, {}).get(spec.family, "torch")
         if pick not in have:
             _notice(f"missing:{pick}", "runtime %s (fastest measured on this %s CPU) is not installed; running on "
                     "torch (%s)", pick, kind, INSTALL_HINT)
