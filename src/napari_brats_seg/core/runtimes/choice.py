@@ -32,7 +32,7 @@ log = logging.getLogger("napari_brats_seg.runtimes")
 #: family not listed (not measured) runs on torch.
 AUTO_TABLE: dict[str, dict[str, str]] = {
     "avx512_bf16": {"unet3d": "openvino", "segresnet": "torch"},
-    "avx2": {"unet3d": "openvino", "segresnet": "openvino"},
+    "avx2": {"unet3d": "openvino", "segresnet": "torch"},
 }
 #: Families whose agreement and speed were measured under the other runtimes.
 AUTO_FAMILIES: frozenset[str] = frozenset({"unet3d", "segresnet"})
