@@ -4,7 +4,7 @@
 #   - Debian packages: Xvfb and Mesa GL (napari needs an X display and OpenGL; tests run under Xvfb),
 #     poppler-utils (the report tests render PDF pages with pdftoppm)
 #   - a virtual environment in .venv with the pinned CPU build of PyTorch installed first
-#     (an unpinned torch would pull a multi-GB CUDA build), then the package with its test and clinical (DICOM) extras.
+#     (an unpinned torch would pull a multi-GB CUDA build), then the package with its test, clinical (DICOM) and fast (ONNX Runtime, OpenVINO) extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,5 +32,5 @@ if ! $VPY -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.
   $VPY -m pip install -q torch==2.13.0
 fi
 echo "setup: installing napari-brats-seg with its test dependencies"
-$VPY -m pip install -q -e ".[testing,clinical]"
+$VPY -m pip install -q -e ".[testing,clinical,fast]"
 echo "setup: done (.venv/bin/brats-seg, .venv/bin/python -m pytest)"

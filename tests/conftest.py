@@ -49,6 +49,14 @@ def _own_models_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     monkeypatch.setenv("BRATS_SEG_MODELS_DIR", str(tmp_path_factory.mktemp("installed-models")))
 
 
+@pytest.fixture(autouse=True)
+def _torch_runtime_only(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runtime exports go to a temporary cache, and ``runtime="auto"`` runs torch on every CPU, so that the
+    suite computes the same numbers everywhere; tests/core/test_runtimes.py lifts the restriction."""
+    monkeypatch.setenv("BRATS_SEG_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "runtime-cache"))
+    monkeypatch.setenv("BRATS_SEG_RUNTIMES", "torch")
+
+
 @pytest.fixture(scope="session")
 def dicom_study_dir() -> Path:
     """The real clinical DICOM study (8 series, as it left the scanner)."""

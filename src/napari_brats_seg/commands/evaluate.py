@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from .segment import RUNTIME_CHOICES
+
 REGIONS = ("WT", "TC", "ET")
 FIELDS = ("dice", "hd95", "sensitivity", "specificity", "volume_pred_ml", "volume_gt_ml")
 
@@ -28,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cases", nargs="*", default=[], help="only these case ids")
     p.add_argument("--tta", action="store_true", help="test-time augmentation (flips)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES,
+                   help="what runs the network on the CPU (see brats-seg segment --help)")
     p.set_defaults(func=run)
 
 
@@ -39,8 +43,11 @@ def run(args: argparse.Namespace) -> int:
     from ..core.io import find_cases, read_case, strip_nifti_suffix
     from ..core.metrics import compute_metrics
     from ..core.models.registry import load_model
-    from .segment import _resolve_model
+    from .segment import _resolve_model, runtime_problem
 
+    why = runtime_problem(args.runtime)
+    if why:
+        raise BratsSegError(why)
     name, why = _resolve_model(args.model)
     if name is None:
         raise BratsSegError(why)
@@ -66,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             problems.append(f"{src}: no ground truth, not scored")
             continue
         t0 = time.time()
-        seg = predict(case, model, device=args.device, tta=args.tta)
+        seg = predict(case, model, device=args.device, tta=args.tta, runtime=args.runtime)
         secs = time.time() - t0
         m = compute_metrics(seg.labels, case.ground_truth, case.spacing)
         for r in REGIONS:

@@ -113,15 +113,29 @@ def cpu_has_native_bf16() -> bool:
     An ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) limit below AVX-512 BF16 counts as no native
     bf16, since oneDNN then emulates it: the way to try the AVX2-only code paths on a newer CPU.
     """
-    limit = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
-    if limit in _ISA_WITHOUT_BF16:
+    if onednn_isa_limit() in _ISA_WITHOUT_BF16:
         return False
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+
+
+def onednn_isa_limit() -> str:
+    """The ``ONEDNN_MAX_CPU_ISA`` (or ``DNNL_MAX_CPU_ISA``) limit, upper case; ``""`` when unset."""
+    return (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags as Linux reports them (``/proc/cpuinfo``); empty elsewhere."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    flags = set(text.split())
-    return bool({"amx_bf16", "avx512_bf16"} & flags)
+        return frozenset()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return frozenset(flags)
 
 
 def choose_precision(device: torch.device, family: str, dims: int, precision: str = "auto") -> Precision:

@@ -92,7 +92,8 @@ class Segmentation:
     info
         ``model``, ``family``, ``source``, ``device``, ``dtype``, ``seconds``, ``windows`` (forward
         passes run), ``mode``, ``tta`` (passes averaged), ``window``, ``crop`` (the brain box, internal
-        axes), ``fallbacks`` (out-of-memory retries) and ``warnings`` (from ``spec.check_case``).
+        axes), ``fallbacks`` (out-of-memory retries), ``warnings`` (from ``spec.check_case``) and
+        ``runtime`` (what ran the network, its version and precision).
     """
 
     labels: np.ndarray
@@ -190,7 +191,8 @@ class NetworkOutput:
         Sum and sum of squares over the flips of the region probabilities ``(3, ...)`` (TTA only).
     flips
         TTA members run; ``window``, ``device``, ``precision``, ``units`` (forward passes), ``mode``
-        and ``fallbacks`` (out-of-memory retries) describe the run.
+        and ``fallbacks`` (out-of-memory retries) describe the run; ``runtime`` names the runtime that ran
+        it, its version and precision (e.g. ``"openvino 2026.4.1 fp32"``).
     """
 
     mean: np.ndarray
@@ -203,6 +205,7 @@ class NetworkOutput:
     units: int
     mode: str
     fallbacks: list[str] = field(default_factory=list)
+    runtime: str = "torch"
 
 
 @contextmanager
@@ -229,20 +232,45 @@ def _windows(shape: Sequence[int], spec: ModelSpec, self_tiling: bool) -> tuple[
     return tuple(int(w) for w in spec.patch_size)
 
 
+def _backend(runtime: str, network: Any, spec: ModelSpec, device: torch.device, prec: Precision, precision: str,
+             weights_id: str | None, shape: tuple[int, ...]) -> tuple[Any, Precision]:
+    """The :mod:`.runtimes` backend of the run and the precision it runs in: torch's ``prec``; fp32 for the
+    exported runtimes (what was measured to agree with torch fp32), OpenVINO's bf16 only when
+    ``precision="bf16"`` is asked for."""
+    from .runtimes import choose, select
+
+    name = choose(runtime, spec, device)
+    if name == "torch":
+        return None, prec
+    prec = Precision("bf16" if name == "openvino" and precision == "bf16" else "fp32")
+    return select(name, spec, network, device=device, precision=prec, weights_id=weights_id, shape=shape), prec
+
+
+def _export_shape(spec: ModelSpec, window: tuple[int, ...]) -> tuple[int, ...]:
+    """The spatial shape of one forward pass (a 2D model's slices drop the slice axis)."""
+    if spec.dims == 3:
+        return window
+    axis = slice_axis(spec.orientation)
+    return tuple(s for i, s in enumerate(window) if i != axis)
+
+
 def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placement, *,
                 device: torch.device, precision: str = "auto", tta: bool = False,
                 overlap: float = DEFAULT_OVERLAP, want_regions: bool = False, keep_hierarchy: bool = True,
                 on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-                what: str = "the case") -> NetworkOutput:
+                what: str = "the case", runtime: str = "auto", weights_id: str | None = None) -> NetworkOutput:
     """Run ``network`` on a prepared input ``x`` (``(C, ...)`` on ``placement``'s grid).
 
     Windows, TTA, device, precision, progress and cancellation as the module docstring says; on
-    out of memory the windows shrink, then the work moves to the CPU.
+    out of memory the windows shrink, then the work moves to the CPU. ``runtime`` (``"auto"``,
+    ``"torch"``, ``"onnxruntime"``, ``"openvino"``) chooses what runs the passes
+    (:func:`.runtimes.select`; ``weights_id`` keys its export cache).
 
     Raises
     ------
     InferenceError
-        The network failed, or ran out of memory on every fallback (``what`` names the case).
+        The network failed, or ran out of memory on every fallback (``what`` names the case); a
+        runtime asked for is not installed (:class:`.runtimes.RuntimeNotInstalled`).
     """
     self_tiling = spec.self_tiling
     first_window = window = _windows(x.shape[1:], spec, self_tiling)
@@ -252,10 +280,13 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
     if self_tiling:
         prec = Precision(prec.dtype, channels_last=False)
     fallbacks: list[str] = []
+    backend = None
     while True:
         try:
+            backend, prec = _backend(runtime, network, spec, device, prec, precision, weights_id,
+                                     _export_shape(spec, window))
             with _on_device(network, device, prec):
-                run = Runner(network, device, prec, on_progress, cancel)
+                run = Runner(network, device, prec, on_progress, cancel, backend)
                 mean, s1, s2 = _run_members(run, x, spec, flips, window, overlap, want_regions, keep_hierarchy,
                                             origin, image_shape)
             break
@@ -280,7 +311,8 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
     mode = ("predict_volume" if self_tiling else "slices" if spec.dims == 2
             else "whole volume" if len(plan_windows(x.shape[1:], window, overlap)) == 1 else "sliding window")
-    return NetworkOutput(mean, s1, s2, len(flips), window, device, prec, run.units, mode, fallbacks)
+    return NetworkOutput(mean, s1, s2, len(flips), window, device, prec, run.units, mode, fallbacks,
+                         run.backend.label)
 
 
 def background_fill(spec: ModelSpec) -> list[float]:
@@ -337,10 +369,22 @@ def to_case_grid(out: NetworkOutput, placement: Placement, spec: ModelSpec, keep
     return labels, probs, unc
 
 
+def _weights_id(model: LoadedModel, spec: ModelSpec, runtime: str, device: torch.device) -> str | None:
+    """The weights' identity when an exported runtime will run ``model`` (its cache key), else None."""
+    from .runtimes import choose
+
+    if choose(runtime, spec, device) == "torch":
+        return None
+    from .models.registry import weights_id
+
+    return weights_id(model)
+
+
 def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "auto", tta: bool = False,
             probabilities: bool = False, postprocess: Mapping[str, Any] | None = None,
             on_progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
-            precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool | None = None) -> Segmentation:
+            precision: str = "auto", overlap: float = DEFAULT_OVERLAP, crop: bool | None = None,
+            runtime: str = "auto") -> Segmentation:
     """Segment ``case`` with ``model``: prepare, run, restore, decode (see the module docstring).
 
     A model trained at another voxel spacing (``spec.spacing`` differing by more than 25 % on an
@@ -375,6 +419,10 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
         except for MONAI bundles). Without it the whole volume is seen, as MONAI's bundle pipeline sees
         it: networks with global normalisation layers (GroupNorm, InstanceNorm) then see the same
         statistics as such a pipeline, at about twice the cost.
+    runtime
+        ``"auto"`` (the fastest runtime measured to agree with torch on this kind of CPU, see
+        :mod:`.runtimes`), ``"torch"``, ``"onnxruntime"`` or ``"openvino"``; ``info["runtime"]`` records
+        the one that ran.
 
     Raises
     ------
@@ -397,13 +445,15 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     x, placement = prepare(case, spec, crop=crop, self_tiling=spec.self_tiling)
     out = run_network(model.network, spec, x, placement, device=dev, precision=precision, tta=tta,
                       overlap=overlap, want_regions=probabilities or tta, keep_hierarchy=opts["keep_hierarchy"],
-                      on_progress=on_progress, cancel=cancel, what=f"case {case.case_id}")
+                      on_progress=on_progress, cancel=cancel, what=f"case {case.case_id}", runtime=runtime,
+                      weights_id=_weights_id(model, spec, runtime, dev))
     del x
     check(cancel)
     labels, probs, unc = to_case_grid(out, placement, spec, opts["keep_hierarchy"], probabilities)
     info = {
         "model": spec.name, "family": spec.family, "source": model.source, "device": str(out.device),
-        "dtype": out.precision.label, "seconds": round(time.perf_counter() - t0, 3), "windows": out.units,
+        "dtype": out.precision.label, "runtime": out.runtime, "seconds": round(time.perf_counter() - t0, 3),
+        "windows": out.units,
         "mode": out.mode, "tta": out.flips, "window": list(out.window),
         "crop": [[s.start, s.stop] for s in placement.crop_box], "fallbacks": out.fallbacks, "warnings": warn,
         "placement": placement.to_dict(),

@@ -1,7 +1,8 @@
 """Forward passes of a network over a prepared volume, for :mod:`.inference`.
 
 - :func:`plan_windows`: sliding windows covering a volume with a given overlap.
-- :class:`Runner`: one forward pass with progress, cancellation, precision and error checks.
+- :class:`Runner`: one forward pass with progress, cancellation, precision and error checks, on the
+  runtime its backend names (:mod:`.runtimes`).
 - :func:`pass_3d` (the whole volume, or Gaussian-blended windows as MONAI's
   ``sliding_window_inference(mode="gaussian")`` and nnU-Net blend them), :func:`pass_2d` (slice
   batches of :data:`SLICE_BATCH`) and :func:`pass_volume` (networks that tile themselves,
@@ -58,12 +59,19 @@ def round_up(n: int, k: int) -> int:
 
 
 class Runner:
-    """Runs forward passes with progress, cancellation, precision and error wrapping."""
+    """Runs forward passes with progress, cancellation, precision and error wrapping.
+
+    ``backend`` (a :mod:`.runtimes` backend) runs each pass; by default the torch network itself
+    (:class:`~.runtimes.backends.TorchBackend`). Networks that tile themselves always run on torch.
+    """
 
     def __init__(self, network: Any, device: torch.device, precision: Precision,
-                 on_progress: ProgressCallback | None, cancel: CancelToken | None) -> None:
+                 on_progress: ProgressCallback | None, cancel: CancelToken | None, backend: Any = None) -> None:
+        from .runtimes.backends import TorchBackend
+
         self.network, self.device, self.precision = network, device, precision
         self.on_progress, self.cancel = on_progress, cancel
+        self.backend = backend if backend is not None else TorchBackend(network, device, precision)
         self.done, self.total, self.units = 0, 0, 0
 
     def step(self, message: str) -> None:
@@ -73,11 +81,7 @@ class Runner:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """One pass of ``x`` (CPU float32) through the network; float32 CPU logits."""
         check(self.cancel)
-        xd = x.to(self.device)
-        if self.precision.channels_last and xd.ndim == 5:
-            xd = xd.contiguous(memory_format=torch.channels_last_3d)
-        with run_context(self.device, self.precision):
-            out = self.network(xd)
+        out = self.backend(x)
         if isinstance(out, (list, tuple)):
             out = out[0]
         if not isinstance(out, torch.Tensor):
