@@ -233,3 +233,19 @@ def test_cancel_between_windows_under_an_exported_runtime(runtime: str, crop_dir
     with pytest.raises(Cancelled):
         predict(case, model, device="cpu", runtime=runtime, on_progress=progress, cancel=token)
     assert seen[-1][0] == 2 and seen[-1][0] < seen[-1][1]
+
+
+def test_checking_a_runtime_imports_nothing_heavy() -> None:
+    """The Segment widget checks the runtime in the GUI thread: the check must not import ONNX Runtime or
+    OpenVINO (their import stalled the event loop for a third of a second)."""
+    import importlib.util
+    import os
+
+    named = [r for r in ("openvino", "onnxruntime") if importlib.util.find_spec(r) is not None]
+    code = ("import sys\nfrom napari_brats_seg.core.runtimes import require\n"
+            f"for r in {['auto', 'torch', *named]!r}: require(r)\n"
+            "print('openvino' in sys.modules, 'onnxruntime' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "BRATS_SEG_RUNTIMES"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]

@@ -24,7 +24,7 @@ from ..errors import InferenceError
 from ..models.spec import ModelSpec
 from . import cache, export
 from .backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend
-from .cpu import RUNTIMES, available_runtimes, cpu_kind, runtime_version
+from .cpu import RUNTIMES, available_runtimes, cpu_kind, installed_runtimes, runtime_version
 
 log = logging.getLogger("napari_brats_seg.runtimes")
 
@@ -107,8 +107,10 @@ def require(runtime: str, available: Sequence[str] | None = None) -> str:
     key = str(runtime).lower().strip()
     if key not in ("auto", *RUNTIMES):
         raise InferenceError(f"unknown runtime {runtime!r}; use auto, {', '.join(RUNTIMES)}")
-    have = tuple(available_runtimes() if available is None else available)
-    if key != "auto" and key not in have:
+    if key == "auto":  # nothing to check, and nothing imported: the Segment widget calls this in the GUI thread
+        return key
+    have = tuple(installed_runtimes() if available is None else available)
+    if key not in have:
         raise RuntimeNotInstalled(f"runtime {key!r} is not installed; install it with: {INSTALL_HINT}")
     return key
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 
 from ..device import cpu_flags, onednn_isa_limit
@@ -79,6 +80,15 @@ def runtime_version(name: str) -> str:
         return "?"
 
 
+def installed_runtimes() -> tuple[str, ...]:
+    """Like :func:`available_runtimes`, from the installed packages only, without importing them (cheap:
+    for checks in a GUI thread; a broken install then fails when its backend is built, in the worker)."""
+    allowed = os.environ.get(ENV_RUNTIMES)
+    names = {n.strip().lower() for n in allowed.split(",")} if allowed else set(RUNTIMES)
+    return tuple(r for r in RUNTIMES
+                 if r in names and (r == "torch" or importlib.util.find_spec(r) is not None))
+
+
 def available_runtimes() -> tuple[str, ...]:
     """The runtimes that are installed (and allowed by ``$BRATS_SEG_RUNTIMES``), in :data:`RUNTIMES` order."""
     allowed = os.environ.get(ENV_RUNTIMES)
@@ -87,4 +97,4 @@ def available_runtimes() -> tuple[str, ...]:
 
 
 __all__ = ["CPU_KINDS", "ENV_RUNTIMES", "RUNTIMES", "available_runtimes", "cpu_kind", "cpu_summary", "flag_kind",
-           "runtime_version"]
+           "installed_runtimes", "runtime_version"]
