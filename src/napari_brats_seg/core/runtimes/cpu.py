@@ -83,17 +83,21 @@ def runtime_version(name: str) -> str:
 def installed_runtimes() -> tuple[str, ...]:
     """Like :func:`available_runtimes`, from the installed packages only, without importing them (cheap:
     for checks in a GUI thread; a broken install then fails when its backend is built, in the worker)."""
-    allowed = os.environ.get(ENV_RUNTIMES)
-    names = {n.strip().lower() for n in allowed.split(",")} if allowed else set(RUNTIMES)
+    names = _allowed()
     return tuple(r for r in RUNTIMES
                  if r in names and (r == "torch" or importlib.util.find_spec(r) is not None))
 
 
 def available_runtimes() -> tuple[str, ...]:
     """The runtimes that are installed (and allowed by ``$BRATS_SEG_RUNTIMES``), in :data:`RUNTIMES` order."""
-    allowed = os.environ.get(ENV_RUNTIMES)
-    names = {n.strip().lower() for n in allowed.split(",")} if allowed else set(RUNTIMES)
+    names = _allowed()
     return tuple(r for r in RUNTIMES if r in names and (r == "torch" or _importable(r)))
+
+
+def _allowed() -> set[str]:
+    """The runtimes ``$BRATS_SEG_RUNTIMES`` allows (all when unset)."""
+    allowed = os.environ.get(ENV_RUNTIMES)
+    return {n.strip().lower() for n in allowed.split(",")} if allowed else set(RUNTIMES)
 
 
 __all__ = ["CPU_KINDS", "ENV_RUNTIMES", "RUNTIMES", "available_runtimes", "cpu_kind", "cpu_summary", "flag_kind",
