@@ -327,3 +327,23 @@ def test_model_trained_at_another_spacing_runs_resampled_and_returns_the_case_gr
     # the same model declared at the case's spacing runs on the case's grid directly
     model.spec.spacing = (1.0, 1.0, 1.0)
     assert "resampled" not in predict(crop_case, model).info
+
+
+def test_a_whole_volume_pass_is_sized_to_the_available_memory(real_crop_dir, monkeypatch):
+    """On a machine with little free memory the whole-volume pass becomes sliding windows, and says so."""
+    from napari_brats_seg.core import memory
+
+    case = read_case(real_crop_dir)
+    model = tiny_model("labels")  # no patch size: a whole-volume pass
+    monkeypatch.delenv(memory.ENV_MEMORY_LIMIT, raising=False)
+    free = predict(case, model, device="cpu", precision="fp32", crop=False)
+    assert free.info["mode"] == "whole volume" and not free.info["fallbacks"]
+    monkeypatch.setenv(memory.ENV_MEMORY_LIMIT, "20M")  # 64^3 voxels x 4 filters x 34 B = 36 MB > 80 % of 20 MB
+    assert memory.available_bytes() == 20 << 20
+    tight = predict(case, model, device="cpu", precision="fp32", crop=False)
+    assert tight.info["mode"] == "sliding window" and tight.labels.shape == case.shape
+    assert "available; using sliding windows of (32, 32, 32)" in tight.info["fallbacks"][0]
+    monkeypatch.setenv(memory.ENV_MEMORY_LIMIT, "1.5G")
+    assert memory.available_bytes() <= int(1.5 * (1 << 30))
+    monkeypatch.setenv(memory.ENV_MEMORY_LIMIT, "lots")  # unreadable: ignored
+    assert memory.available_bytes() is None or memory.available_bytes() > 20 << 20

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import logging
 import math
 import time
 import warnings
@@ -56,7 +57,7 @@ import torch
 from .case import Case
 from .device import Precision, choose_precision, empty_cache, is_out_of_memory, resolve_device
 from .errors import BratsSegError, InferenceError
-from .memory import keep_freed_memory
+from .memory import available_bytes, keep_freed_memory
 from .models.spec import LoadedModel, ModelSpec
 from .passes import (
     DEFAULT_OVERLAP,
@@ -72,6 +73,8 @@ from .passes import (
 from .placement import BRAIN_MARGIN, Placement, Resample, prepare, slice_axis
 from .postprocess import check_options, clean_labels, labels_from_softmax, merge_regions, region_probabilities
 from .progress import CancelToken, ProgressCallback, check, report
+
+log = logging.getLogger(__name__)
 
 #: Smallest window edge the out-of-memory fallback shrinks to.
 MIN_WINDOW = 32
@@ -232,6 +235,47 @@ def _windows(shape: Sequence[int], spec: ModelSpec, self_tiling: bool) -> tuple[
     return tuple(int(w) for w in spec.patch_size)
 
 
+#: Peak bytes per voxel of a 3D window, per feature map of the network's first level, in fp32 (half in
+#: bf16): measured on a whole-volume SegResNet pass (16 filters, 240 x 240 x 160 voxels: 5.0 GB above
+#: the process's baseline, README "Runtimes"). Rough on purpose: it only has to keep a pass out of swap.
+BYTES_PER_VOXEL_FILTER = 34
+#: Share of the available memory a pass may plan to use.
+MEMORY_SHARE = 0.8
+
+
+def _first_filters(spec: ModelSpec) -> int:
+    """Feature maps of the network's first level, from its arch (32 when the arch does not say)."""
+    arch = spec.arch or {}
+    for key in ("init_filters", "filters", "features", "channels"):
+        val = arch.get(key)
+        if isinstance(val, (list, tuple)) and val:
+            return int(val[0])
+        if isinstance(val, (int, float)) and val > 0:
+            return int(val)
+    return 32
+
+
+def _fit_memory(window: tuple[int, ...], spec: ModelSpec, device: torch.device, prec: Precision
+                ) -> tuple[tuple[int, ...], str | None]:
+    """``window`` shrunk (as on out of memory) until a CPU pass fits the available memory; the message
+    saying so, or None. GPUs keep their out-of-memory fallback; networks that tile themselves and 2D
+    models are left alone."""
+    avail = available_bytes()
+    if device.type != "cpu" or spec.dims != 3 or spec.self_tiling or avail is None:
+        return window, None
+    per_voxel = BYTES_PER_VOXEL_FILTER * _first_filters(spec) * (0.5 if prec.dtype == "bf16" else 1.0)
+    start, budget = window, MEMORY_SHARE * avail
+    while math.prod(window) * per_voxel > budget:
+        smaller = _shrink(window, max(int(spec.divisible_by or 1), 1))
+        if smaller is None:
+            break
+        window = smaller
+    if window == start:
+        return window, None
+    return window, (f"a window of {start} needs about {math.prod(start) * per_voxel / 1e9:.1f} GB and "
+                    f"{avail / 1e9:.1f} GB are available; using sliding windows of {window}")
+
+
 def _backend(runtime: str, network: Any, spec: ModelSpec, device: torch.device, prec: Precision, precision: str,
              weights_id: str | None, shape: tuple[int, ...]) -> tuple[Any, Precision]:
     """The :mod:`.runtimes` backend of the run and the precision it runs in: torch's ``prec``; fp32 for the
@@ -280,6 +324,10 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
     if self_tiling:
         prec = Precision(prec.dtype, channels_last=False)
     fallbacks: list[str] = []
+    window, sized = _fit_memory(window, spec, device, prec)
+    if sized:
+        fallbacks.append(sized)
+        log.info(sized)
     backend = None
     while True:
         try:

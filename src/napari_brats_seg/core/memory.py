@@ -74,3 +74,32 @@ def keep_freed_memory() -> bool:
 
 
 __all__ = ["keep_freed_memory", "SETTINGS", "ENV_VAR"]
+
+
+#: Environment variable capping the memory :func:`available_bytes` reports (e.g. ``8G``, ``500M``).
+ENV_MEMORY_LIMIT = "BRATS_SEG_MEMORY_LIMIT"
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still give without swapping (``MemAvailable`` of ``/proc/meminfo``), capped
+    by ``$BRATS_SEG_MEMORY_LIMIT``; None when neither is known (then nothing is sized to it)."""
+    avail: int | None = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        avail = None
+    limit = os.environ.get(ENV_MEMORY_LIMIT, "").strip().upper().removesuffix("B")
+    if limit:
+        try:
+            cap = int(float(limit[:-1] if limit[-1:] in _UNITS else limit) * _UNITS.get(limit[-1:], 1))
+        except ValueError:
+            cap = None
+        if cap is not None and cap > 0:
+            avail = cap if avail is None else min(avail, cap)
+    return avail
+
