@@ -249,3 +249,19 @@ def test_checking_a_runtime_imports_nothing_heavy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_without_the_exporter_the_runtimes_count_as_absent(monkeypatch) -> None:
+    """ONNX Runtime and OpenVINO start from torch.onnx.export's file, which needs the onnx package: without
+    it they are not offered (auto runs torch), and asking for one by name says how to install them."""
+    from napari_brats_seg.core.runtimes import choice, cpu
+
+    monkeypatch.delenv("BRATS_SEG_RUNTIMES", raising=False)
+    monkeypatch.setattr(cpu, "EXPORTER", "no_such_exporter_package")
+    cpu._importable.cache_clear()
+    try:
+        assert cpu.installed_runtimes() == ("torch",) and cpu.available_runtimes() == ("torch",)
+        with pytest.raises(choice.RuntimeNotInstalled, match=r"napari-brats-seg\[fast\]"):
+            choice.require("openvino")
+    finally:
+        cpu._importable.cache_clear()

@@ -286,8 +286,16 @@ def _backend(runtime: str, network: Any, spec: ModelSpec, device: torch.device, 
     name = choose(runtime, spec, device)
     if name == "torch":
         return None, prec
-    prec = Precision("bf16" if name == "openvino" and precision == "bf16" else "fp32")
-    return select(name, spec, network, device=device, precision=prec, weights_id=weights_id, shape=shape), prec
+    runtime_prec = Precision("bf16" if name == "openvino" and precision == "bf16" else "fp32")
+    try:
+        backend = select(name, spec, network, device=device, precision=runtime_prec, weights_id=weights_id,
+                         shape=shape)
+    except InferenceError as exc:
+        if str(runtime).lower() != "auto":
+            raise
+        log.warning("runtime %s could not run %s (%s); running it on torch", name, spec.name, exc)
+        return None, prec
+    return backend, runtime_prec
 
 
 def _export_shape(spec: ModelSpec, window: tuple[int, ...]) -> tuple[int, ...]:

@@ -80,18 +80,24 @@ def runtime_version(name: str) -> str:
         return "?"
 
 
+#: The package every exported runtime needs too: ``torch.onnx.export`` writes its model through it.
+EXPORTER = "onnx"
+
+
 def installed_runtimes() -> tuple[str, ...]:
     """Like :func:`available_runtimes`, from the installed packages only, without importing them (cheap:
     for checks in a GUI thread; a broken install then fails when its backend is built, in the worker)."""
     names = _allowed()
     return tuple(r for r in RUNTIMES
-                 if r in names and (r == "torch" or importlib.util.find_spec(r) is not None))
+                 if r in names and (r == "torch" or all(importlib.util.find_spec(m) is not None
+                                                        for m in (r, EXPORTER))))
 
 
 def available_runtimes() -> tuple[str, ...]:
     """The runtimes that are installed (and allowed by ``$BRATS_SEG_RUNTIMES``), in :data:`RUNTIMES` order."""
     names = _allowed()
-    return tuple(r for r in RUNTIMES if r in names and (r == "torch" or _importable(r)))
+    return tuple(r for r in RUNTIMES
+                 if r in names and (r == "torch" or (_importable(r) and _importable(EXPORTER))))
 
 
 def _allowed() -> set[str]:
