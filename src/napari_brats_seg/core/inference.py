@@ -245,7 +245,9 @@ MEMORY_SHARE = 0.8
 
 def _first_filters(spec: ModelSpec) -> int:
     """Feature maps of the network's first level, from its arch (32 when the arch does not say)."""
-    arch = spec.arch or {}
+    arch = dict(spec.arch or {})
+    if isinstance(arch.get("network_def"), Mapping):  # a MONAI bundle's network arguments
+        arch = {**arch["network_def"], **arch}
     for key in ("init_filters", "filters", "features", "channels"):
         val = arch.get(key)
         if isinstance(val, (list, tuple)) and val:

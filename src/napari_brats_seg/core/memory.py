@@ -73,7 +73,7 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-__all__ = ["keep_freed_memory", "SETTINGS", "ENV_VAR"]
+__all__ = ["ENV_MEMORY_LIMIT", "ENV_VAR", "SETTINGS", "available_bytes", "keep_freed_memory"]
 
 
 #: Environment variable capping the memory :func:`available_bytes` reports (e.g. ``8G``, ``500M``).
@@ -102,4 +102,3 @@ def available_bytes() -> int | None:
         if cap is not None and cap > 0:
             avail = cap if avail is None else min(avail, cap)
     return avail
-
