@@ -96,6 +96,8 @@ class OnnxRuntimeBackend(_Exported):
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.log_severity_level = 3
+        # its worker threads sleep between windows instead of spinning on the cores napari's GUI thread needs
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
