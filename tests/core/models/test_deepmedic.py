@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _tiny_deepmedic import TINY
+from _tiny_deepmedic import tiny_deepmedic as _tiny
 
 from napari_brats_seg.core import io
 from napari_brats_seg.core import labels as lab
@@ -16,27 +18,6 @@ from napari_brats_seg.core.device import cpu_has_native_bf16
 from napari_brats_seg.core.errors import Cancelled, ModelError
 from napari_brats_seg.core.models import deepmedic as dm
 from napari_brats_seg.core.progress import CancelToken
-
-TINY = {
-    "in_channels": 4, "n_classes": 5, "fms_normal": [3, 4, 4, 5, 5, 6, 6, 7],
-    "fms_subsampled": [3, 4, 4, 5, 5, 6, 6, 7], "subsample_factors": [3, 5], "residual_layers": [4, 6, 8],
-    "fms_fc": [8, 9], "fc_kernel": 3, "residual_layers_fc": [2], "dropout_fc": [0.0, 0.3, 0.3],
-    "fc_padding": "valid", "segment_size": 45,
-}
-
-
-def _tiny(seed: int = 0) -> dm.DeepMedic:
-    net = dm.build_deepmedic(TINY)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, t in list(net.named_parameters()) + list(net.named_buffers()):
-            if name.endswith("scale"):
-                t.copy_(0.5 + torch.rand(t.shape, generator=gen))
-            elif name.endswith("weight"):
-                t.copy_(torch.randn(t.shape, generator=gen) * 0.2)
-            else:
-                t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
-    return net
 
 
 def _volume(shape: tuple[int, int, int] = (40, 38, 36), seed: int = 0) -> np.ndarray:
