@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from _crop import tumour_window
+from _tiny_unet import tiny_unet3d
 from nibabel import orientations as nio
 
 from napari_brats_seg.core import device as device_mod
@@ -26,7 +27,6 @@ from napari_brats_seg.core.io import read_case, write_labels
 from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.spec import LoadedModel, ModelSpec
 from napari_brats_seg.core.models.unet2d import unet2d_spec
-from napari_brats_seg.core.models.unet3d import unet3d_spec
 from napari_brats_seg.core.progress import CancelToken
 
 CROP = (32, 32, 24)
@@ -35,13 +35,7 @@ SUFFIXES = ("t1", "t1ce", "t2", "flair", "seg")
 
 def tiny_model(output: str = "labels", patch: tuple[int, int, int] | None = None, seed: int = 0) -> LoadedModel:
     """A seeded 3-level DynUNet (4 filters) from the registry."""
-    spec = unet3d_spec("tiny", output=output, filters=[4, 4, 4], kernel_size=[[3, 3, 3]] * 3,
-                       strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], upsample_kernel_size=[[2, 2, 2]] * 2,
-                       deep_supervision=False, res_block=False, patch_size=patch or (128, 128, 128))
-    if patch is None:
-        spec.patch_size = None
-    torch.manual_seed(seed)
-    return LoadedModel(spec, build_network(spec).eval())
+    return tiny_unet3d(output, patch, seed)
 
 
 def _save(data: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header, path: Path) -> None:

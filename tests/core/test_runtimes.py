@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import torch
 from _crop import tumour_window
+from _tiny_unet import tiny_unet3d
 
 from napari_brats_seg.core.errors import Cancelled
 from napari_brats_seg.core.inference import predict
 from napari_brats_seg.core.io import read_case
-from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.spec import LoadedModel
 from napari_brats_seg.core.models.unet3d import unet3d_spec
 from napari_brats_seg.core.progress import CancelToken
@@ -50,14 +50,8 @@ def _need(runtime: str) -> None:
 
 
 def tiny_model(patch: tuple[int, int, int] | None = None, seed: int = 0) -> LoadedModel:
-    """A seeded 3-level DynUNet (4 filters, instance norm), labels output."""
-    spec = unet3d_spec("tiny", output="labels", filters=[4, 4, 8], kernel_size=[[3, 3, 3]] * 3,
-                       strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], upsample_kernel_size=[[2, 2, 2]] * 2,
-                       deep_supervision=False, res_block=False, patch_size=patch or (128, 128, 128))
-    if patch is None:
-        spec.patch_size = None
-    torch.manual_seed(seed)
-    return LoadedModel(spec, build_network(spec).eval())
+    """A seeded 3-level DynUNet (4, 4, 8 filters, instance norm), labels output."""
+    return tiny_unet3d("labels", patch, seed, filters=(4, 4, 8))
 
 
 @pytest.fixture(scope="module")
