@@ -77,6 +77,18 @@ def small_case_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def segment_viewer(make_napari_viewer, tiny_case):
+    """A viewer with :func:`tiny_case` open and the Segment widget docked: ``(viewer, widget)``."""
+    from napari_brats_seg._napari.layers import case_layer_data
+    from napari_brats_seg._napari.widgets._qt import add_layer_data
+
+    viewer = make_napari_viewer()
+    add_layer_data(viewer, case_layer_data(tiny_case))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-brats-seg", "Segment")
+    return viewer, widget
+
+
+@pytest.fixture
 def tiny_model():
     """Factory of seeded tiny models: see :func:`make_tiny_model`."""
     return make_tiny_model

@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from napari_brats_seg._napari.layers import case_layer_data
-from napari_brats_seg._napari.widgets._qt import add_layer_data
 from napari_brats_seg.core.runtimes import available_runtimes, choice
 
-PLUGIN = "napari-brats-seg"
 
-
-def _setup(make_napari_viewer, tiny_case):
-    viewer = make_napari_viewer()
-    add_layer_data(viewer, case_layer_data(tiny_case))
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
-    return viewer, widget
-
-
-def test_absent_runtime_is_a_notification_and_nothing_starts(make_napari_viewer, tiny_case, tiny_model,
+def test_absent_runtime_is_a_notification_and_nothing_starts(segment_viewer, tiny_model,
                                                              notifications) -> None:
-    viewer, widget = _setup(make_napari_viewer, tiny_case)  # tests/conftest.py: only torch is visible
+    viewer, widget = segment_viewer  # tests/conftest.py: only torch is visible
     assert widget.runtime_combo.currentText() == "auto"
     widget.add_model(tiny_model())
     widget.runtime_combo.setCurrentText("openvino")
@@ -30,14 +19,14 @@ def test_absent_runtime_is_a_notification_and_nothing_starts(make_napari_viewer,
     assert widget.run_button.isEnabled() and len(viewer.layers) == n_before
 
 
-def test_chosen_runtime_runs_and_is_shown(make_napari_viewer, qtbot, tiny_case, tiny_model, one_torch_thread,
+def test_chosen_runtime_runs_and_is_shown(segment_viewer, qtbot, tiny_model, one_torch_thread,
                                           monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.delenv("BRATS_SEG_RUNTIMES")
     monkeypatch.setenv("BRATS_SEG_CACHE_DIR", str(tmp_path))
     if "onnxruntime" not in available_runtimes():
         pytest.skip("onnxruntime is not installed (pip install 'napari-brats-seg[fast]')")
     choice.forget_loaded()
-    _, widget = _setup(make_napari_viewer, tiny_case)
+    _, widget = segment_viewer
     widget.add_model(tiny_model())
     widget.runtime_combo.setCurrentText("onnxruntime")
     task = widget.run()

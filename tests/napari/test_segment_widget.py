@@ -6,22 +6,12 @@ import numpy as np
 from napari.layers import Labels
 from qtpy.QtCore import Qt, QTimer
 
-from napari_brats_seg._napari.layers import case_layer_data, source_of
-from napari_brats_seg._napari.widgets._qt import add_layer_data
-
-PLUGIN = "napari-brats-seg"
+from napari_brats_seg._napari.layers import source_of
 
 
-def _setup(make_napari_viewer, tiny_case):
-    viewer = make_napari_viewer()
-    add_layer_data(viewer, case_layer_data(tiny_case))
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
-    return viewer, widget
-
-
-def test_run_adds_new_named_labels_layer_and_gui_stays_live(make_napari_viewer, qtbot, tiny_case,
+def test_run_adds_new_named_labels_layer_and_gui_stays_live(segment_viewer, qtbot, tiny_case,
                                                              tiny_model, one_torch_thread) -> None:
-    viewer, widget = _setup(make_napari_viewer, tiny_case)
+    viewer, widget = segment_viewer
     widget.add_model(tiny_model(delay_s=0.05))
     assert widget.case_combo.currentText() == "synthetic-tiny"
     ticks = []
@@ -67,9 +57,9 @@ def test_run_adds_new_named_labels_layer_and_gui_stays_live(make_napari_viewer, 
     assert float(unc.data.min()) >= 0.0 and float(unc.data.max()) <= 0.5
 
 
-def test_cancel_stops_within_a_window_and_re_enables(make_napari_viewer, qtbot, tiny_case, tiny_model,
+def test_cancel_stops_within_a_window_and_re_enables(segment_viewer, qtbot, tiny_model,
                                                      one_torch_thread, notifications) -> None:
-    viewer, widget = _setup(make_napari_viewer, tiny_case)
+    viewer, widget = segment_viewer
     widget.add_model(tiny_model(delay_s=0.3))
     widget.tta.setChecked(True)  # 8 flips x windows: far more units than run before the cancel lands
     n_before = len(viewer.layers)
@@ -87,9 +77,9 @@ def test_cancel_stops_within_a_window_and_re_enables(make_napari_viewer, qtbot, 
     assert widget.status.text() == "Cancelled."
 
 
-def test_model_that_does_not_fit_notifies_and_re_enables(make_napari_viewer, qtbot, tiny_case, tiny_model,
+def test_model_that_does_not_fit_notifies_and_re_enables(segment_viewer, qtbot, tiny_model,
                                                          one_torch_thread, notifications) -> None:
-    viewer, widget = _setup(make_napari_viewer, tiny_case)
+    viewer, widget = segment_viewer
     widget.add_model(tiny_model(channels=("t1", "t1ce"), in_channels=4))
     n_before = len(viewer.layers)
     task = widget.run()
