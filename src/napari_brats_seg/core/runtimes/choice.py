@@ -73,14 +73,13 @@ def choose(runtime: str, spec: ModelSpec, device: torch.device | str = "cpu",
         An unknown name, or an exported runtime asked for with a GPU device.
     """
     key = require(runtime, available)
-    have = tuple(available_runtimes() if available is None else available)
     dev = torch.device(device)
     if key == "auto":
         if dev.type != "cpu" or spec.self_tiling or spec.dims != 3 or spec.family not in AUTO_FAMILIES:
             return "torch"
         kind = cpu_kind()
         pick = AUTO_TABLE.get(kind, {}).get(spec.family, "torch")
-        if pick not in have:
+        if pick != "torch" and pick not in (available_runtimes() if available is None else available):
             _notice(f"missing:{pick}", "runtime %s (fastest measured on this %s CPU) is not installed; running on "
                     "torch (%s)", pick, kind, INSTALL_HINT)
             return "torch"
