@@ -30,7 +30,8 @@ def real_crop(brats2018_dir: Path) -> np.ndarray:
 def test_calipers_table_and_edits(make_napari_viewer, qtbot, real_crop: np.ndarray) -> None:
     viewer = make_napari_viewer()
     spacing = (1.0, 1.0, 1.0)
-    layer = viewer.add_labels(real_crop, name="crop labels", scale=spacing, translate=(-20.0, 5.0, 7.0))
+    layer = viewer.add_labels(real_crop, name="crop labels", scale=spacing, translate=(-20.0, 5.0, 7.0),
+                              units=("mm", "mm", "mm"))
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measure")
     widget.labels_combo.set_layer(layer)
     qtbot.mouseClick(widget.measure_button, Qt.MouseButton.LeftButton)
@@ -42,6 +43,7 @@ def test_calipers_table_and_edits(make_napari_viewer, qtbot, real_crop: np.ndarr
     assert isinstance(cal, Shapes) and cal in viewer.layers
     assert set(cal.shape_type) == {"line"} and len(cal.data) == len(widget._keys) >= 2
     assert tuple(cal.scale) == tuple(layer.scale) and tuple(cal.translate) == tuple(layer.translate)
+    assert tuple(cal.units) == tuple(layer.units)  # else napari warns "Inconsistent units across layers"
     # The first two lines are lesion 1's calipers, on its slice, with the core's lengths.
     assert np.allclose([d[:, 0] for d in cal.data[:2]], top.slice)
     assert widget.caliper_lengths()[:2] == pytest.approx([top.long_mm, top.perp_mm])

@@ -174,7 +174,7 @@ class MeasureWidget(QWidget):
         colours = {"edge_color": [COLOURS[k] for k in kinds]} if kinds else {}
         self.calipers = self.viewer.add_shapes(
             lines or None, ndim=3, shape_type="line", name=name, edge_width=1.0, scale=labels.scale,
-            translate=labels.translate, features=self._features(), **colours,
+            translate=labels.translate, units=labels.units, features=self._features(), **colours,
             text={"string": "{label}", "color": "white", "size": 9, "anchor": "upper_left"},
             metadata={"brats_seg_measure": title},
         )
