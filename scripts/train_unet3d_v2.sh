@@ -35,7 +35,7 @@ for F in $FOLDS; do
   [ -f "$STATE/unet3d-v2-f$F.train.safetensors" ] && RES=(--resume "$OUT")
   nice -n "$NICE" "$PY" -m napari_brats_seg.cli train "$DATA" -o "$OUT" --name "unet3d-v2-f$F" \
     --model unet3d --output-kind regions --factor 2 --patch 64 64 64 --batch-size 2 \
-    --epochs 400 --iters 25 --lr 2e-3 --folds 4 --fold "$F" --val-every 20 --affine-prob 0.3 \
+    --epochs 400 --iters 25 --lr 2e-3 --folds 4 --fold "$F" --val-every 20 --keep last --affine-prob 0.3 \
     --augment nnunet --amp --threads "$THREADS" --arch "$ARCH" "${RES[@]}" --quiet
   nice -n "$NICE" "$PY" -m napari_brats_seg.cli evaluate "$OUT" "$DATA" --heldout \
     --csv "$STATE/unet3d-v2-f$F.heldout.csv"

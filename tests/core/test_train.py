@@ -226,3 +226,44 @@ def test_nnunet_augmentation_keeps_labels_and_is_seeded() -> None:
     assert changed >= 10
     with pytest.raises(BratsSegError, match="unknown augmentation"):
         ds.augmentation(3, recipe="heavy")
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_deep_supervision_checkpoint_keeps_best_or_last(synth_dir: Path, tmp_path: Path, keep: str) -> None:
+    """A DynUNet with deep-supervision heads saves (it cannot be deep-copied); ``keep`` picks the weights."""
+    out = tmp_path / "ds.safetensors"
+    arch = {**TINY_UNET, "deep_supr_num": 1}
+    result = train(_config(synth_dir, out, arch=arch, epochs=3, keep=keep))
+    assert result.epochs == 3
+    from safetensors.torch import load_file
+
+    saved = load_file(str(out))
+    last = {k[len("model."):]: v for k, v in load_file(str(state_path(out))).items() if k.startswith("model.")}
+    same = all(torch.equal(saved[k], last[k]) for k in saved if k in last)
+    best_epoch = load_checkpoint(out).spec.provenance["best_epoch"]
+    assert load_checkpoint(out).spec.provenance["weights"] == ("last epoch" if keep == "last" else "best validation")
+    if keep == "last" or best_epoch == 3:
+        assert same
+    else:
+        assert not same
+
+
+def test_best_weights_save_after_a_deep_supervision_training_step(tmp_path: Path) -> None:
+    """DynUNet keeps its deep-supervision heads of the last training step (non-leaf tensors, which
+    ``copy.deepcopy`` refuses); saving the best weights must neither copy nor keep them in the network."""
+    from napari_brats_seg.core.models.families import build_network
+    from napari_brats_seg.core.models.unet3d import unet3d_spec
+    from napari_brats_seg.core.training.loop import _save_with
+
+    spec = unet3d_spec("tiny-ds", filters=[4, 8, 16], kernel_size=[[3, 3, 3]] * 3,
+                       strides=[[1, 1, 1], [2, 2, 2], [2, 2, 2]], upsample_kernel_size=[[2, 2, 2]] * 2,
+                       deep_supervision=True, deep_supr_num=1, patch_size=(16, 16, 16))
+    net = build_network(spec)
+    net.train()
+    net(torch.rand(1, 4, 16, 16, 16)).sum().backward()
+    best = {k: torch.zeros_like(v) for k, v in net.state_dict().items()}
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    _save_with(tmp_path / "b.safetensors", net, best, spec)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+    saved = load_checkpoint(tmp_path / "b.safetensors").network.state_dict()
+    assert all(not v.any() for k, v in saved.items() if v.is_floating_point())

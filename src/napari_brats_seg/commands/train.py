@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--val-cases", nargs="*", default=[], help="explicit validation case ids")
     g.add_argument("--val-every", type=int, default=1)
     g.add_argument("--patience", type=int, default=0, help="early stopping after N validations without gain")
+    g.add_argument("--keep", choices=("best", "last"), default="best",
+                   help="checkpoint the best validated weights (default) or the last epoch's")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this wall time")
     p.add_argument("--amp", action="store_true", help="bf16 autocast (fast on CPUs with AMX/AVX-512)")
     p.add_argument("--p-tumour", type=float, default=0.67, help="share of patches centred on tumour")
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         arch=args.arch, name=args.name, factor=args.factor, patch=tuple(args.patch), epochs=args.epochs,
         iters_per_epoch=args.iters_per_epoch, batch_size=args.batch_size, lr=args.lr,
         val_fraction=args.val_fraction, folds=args.folds, fold=args.fold, val_cases=list(args.val_cases),
-        val_every=args.val_every, patience=args.patience, max_minutes=args.max_minutes, amp=args.amp,
+        val_every=args.val_every, patience=args.patience, keep=args.keep, max_minutes=args.max_minutes, amp=args.amp,
         p_tumour=args.p_tumour, class_balance=args.class_balance, class_weighting=args.class_weighting,
         affine_prob=args.affine_prob, augment=args.augment, adversarial=args.adversarial, resume=args.resume,
         finetune=args.finetune, seed=args.seed, threads=args.threads, device=args.device)

@@ -40,6 +40,9 @@ class TrainConfig:
         Validation split: explicit case ids, else fold ``fold`` of ``folds``, else a fraction.
     val_every, patience
         Validate every n epochs; stop after ``patience`` validations without improvement (0: never).
+    keep
+        Which weights the checkpoint holds: ``"best"`` (the best validation so far) or ``"last"`` (the
+        latest epoch: no selection on the cases it is scored on, for cross-validation).
     max_minutes
         Stop after this wall time (checked between epochs); 0 for no limit.
     amp
@@ -76,6 +79,7 @@ class TrainConfig:
     val_cases: list[str] = field(default_factory=list)
     val_every: int = 1
     patience: int = 0
+    keep: str = "best"
     max_minutes: float = 0.0
     amp: bool = False
     p_tumour: float = 0.67

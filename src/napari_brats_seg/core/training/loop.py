@@ -245,15 +245,23 @@ def _write_epoch(out: Path, config: TrainConfig, spec: ModelSpec, network: torch
     save_state(out, network, opt, {"epoch": state.history[-1]["epoch"],
                                    "history": state.history, "best": state.best, "bad": state.bad,
                                    "seconds": elapsed, "config": asdict(config)}, spec)
-    save_model(out, network if state.best_state is None else _copy_with(network, state.best_state), spec)
+    if config.keep == "last" or state.best_state is None:
+        save_model(out, network, spec)
+    else:
+        _save_with(out, network, state.best_state, spec)
     write_log(out, state.history)
     plot_log(out, state.history)
 
 
-def _copy_with(network: torch.nn.Module, state: dict) -> torch.nn.Module:
-    """A copy of ``network`` holding ``state`` (the best weights), for saving."""
-    import copy
+def _save_with(out: Path, network: torch.nn.Module, weights: dict, spec: ModelSpec) -> None:
+    """Save ``network`` holding ``weights`` (the best so far), then put its own weights back.
 
-    net = copy.deepcopy(network)
-    net.load_state_dict(state)
-    return net
+    No deep copy: a network keeping tensors of its last forward pass (MONAI's DynUNet with deep
+    supervision) cannot be deep-copied.
+    """
+    current = {k: v.detach().clone() for k, v in network.state_dict().items()}
+    network.load_state_dict(weights)
+    try:
+        save_model(out, network, spec)
+    finally:
+        network.load_state_dict(current)

@@ -150,7 +150,8 @@ def provenance(config: TrainConfig, spec: ModelSpec, samples: Sequence[ds.Sample
                   {"val_cases": config.val_cases} if config.val_cases else {"val_fraction": config.val_fraction}),
         "epochs": len(history), "iters_per_epoch": config.iters_per_epoch, "batch_size": config.batch_size,
         "patch": list(config.patch), "factor": config.factor, "lr": config.lr, "amp": config.amp,
-        "adversarial": config.adversarial, "seed": config.seed,
+        "adversarial": config.adversarial, "augment": config.augment, "seed": config.seed,
+        "weights": "last epoch" if config.keep == "last" else "best validation",
         "seconds": round(seconds, 1),
         "world_size": rank_world()[1],
         "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cpus, "
