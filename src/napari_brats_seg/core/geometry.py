@@ -20,6 +20,8 @@ from nibabel import orientations as nio
 
 #: Internal voxel orientation (of the x, y, z axes before the transpose to z-y-x arrays).
 INTERNAL_AXCODES = ("L", "P", "S")
+#: Patient coordinates RAS (NIfTI, nibabel) <-> LPS (DICOM, ITK): x and y change sign; its own inverse.
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 
 
 @dataclass

@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import CaseError
+from ..geometry import LPS_FROM_RAS
 from ..progress import CancelToken, ProgressCallback, check, report
 from . import register as rg
 from . import skullstrip
 
 ROLES = ("t1", "t1ce", "t2", "flair")
 RECORD = "prepare.json"
-_LPS = np.diag([-1.0, -1.0, 1.0])
 
 
 def _is_file(value: Any) -> bool:
@@ -102,12 +102,12 @@ def grid_1mm(reference: Any, spacing: float = 1.0) -> tuple[np.ndarray, tuple[in
     """An LPS-ordered grid of ``spacing`` mm covering ``reference``'s field of view (RAS affine, shape)."""
     shape = np.array(reference.shape[:3])
     corners = np.array([[i, j, k] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1) for k in (0, shape[2] - 1)])
-    lps = (_LPS @ (reference.affine[:3, :3] @ corners.T + reference.affine[:3, 3:4])).T
+    lps = (LPS_FROM_RAS @ (reference.affine[:3, :3] @ corners.T + reference.affine[:3, 3:4])).T
     lo, hi = lps.min(axis=0), lps.max(axis=0)
     n = tuple(int(v) for v in np.floor((hi - lo) / spacing).astype(int) + 1)
     affine = np.eye(4)
-    affine[:3, :3] = _LPS * spacing  # voxel axes run to L, P, S
-    affine[:3, 3] = _LPS @ lo
+    affine[:3, :3] = LPS_FROM_RAS * spacing  # voxel axes run to L, P, S
+    affine[:3, 3] = LPS_FROM_RAS @ lo
     return affine, n
 
 

@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BratsSegError, CaseError
-
-_LPS = np.diag([-1.0, -1.0, 1.0])
+from ..geometry import LPS_FROM_RAS
 
 
 def _sitk() -> Any:
@@ -41,12 +40,12 @@ def to_sitk(img: Any) -> Any:
     """A nibabel image as a SimpleITK image (float32), same world geometry."""
     sitk = _sitk()
     affine = np.asarray(img.affine, float)
-    lps = _LPS @ affine[:3, :3]
+    lps = LPS_FROM_RAS @ affine[:3, :3]
     spacing = np.linalg.norm(lps, axis=0)
     out = sitk.GetImageFromArray(np.asarray(img.dataobj, np.float32).transpose(2, 1, 0))
     out.SetSpacing([float(s) for s in spacing])
     out.SetDirection([float(v) for v in (lps / spacing).ravel()])
-    out.SetOrigin([float(v) for v in _LPS @ affine[:3, 3]])
+    out.SetOrigin([float(v) for v in LPS_FROM_RAS @ affine[:3, 3]])
     return out
 
 
@@ -57,8 +56,8 @@ def from_sitk(image: Any, dtype: Any = np.float32) -> Any:
     sitk = _sitk()
     direction = np.array(image.GetDirection()).reshape(3, 3)
     affine = np.eye(4)
-    affine[:3, :3] = _LPS @ direction @ np.diag(image.GetSpacing())
-    affine[:3, 3] = _LPS @ np.array(image.GetOrigin())
+    affine[:3, :3] = LPS_FROM_RAS @ direction @ np.diag(image.GetSpacing())
+    affine[:3, 3] = LPS_FROM_RAS @ np.array(image.GetOrigin())
     data = sitk.GetArrayFromImage(image).transpose(2, 1, 0).astype(dtype)
     out = nib.Nifti1Image(np.ascontiguousarray(data), affine)
     out.set_qform(affine, 1)

@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import CaseError
+from ..geometry import LPS_FROM_RAS
 from .dicom import SeriesInfo
 
 #: A position step may differ from the median step by this fraction (or 0.01 mm) before the
 #: spacing counts as uneven.
 SPACING_TOLERANCE = 0.01
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def _where(series: SeriesInfo) -> str:
@@ -90,7 +90,8 @@ def series_affine(series: SeriesInfo, order: np.ndarray | None = None) -> np.nda
     lps[:3, 1] = col_dir * dr
     lps[:3, 2] = step
     lps[:3, 3] = first.position
-    return _LPS_TO_RAS @ lps
+    lps[:3] = LPS_FROM_RAS @ lps[:3]  # the same flip takes LPS to RAS
+    return lps
 
 
 def _pixels(series: SeriesInfo) -> dict[tuple[str, int], np.ndarray]:
