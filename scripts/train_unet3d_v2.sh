@@ -6,8 +6,11 @@
 # DATA_DIR : BraTS cases with ground truth (default ../shared/data/brats2018, the 12 shared cases).
 # STATE_DIR: checkpoints, resume state (*.train.safetensors, written after every epoch), logs
 #            (default runs-v2/; keep it outside the work tree on a shared machine).
-# FOLD...  : the folds to train (default 0 1 2 3); a fold whose resume state exists is resumed, a
+# FOLD...  : the folds to train (default 0 1 2 3 all); a fold whose resume state exists is resumed, a
 #            finished fold (its held-out CSV exists) is skipped. Kill it at any time and run it again.
+#            "all" trains the final model on every case (STATE/unet3d-v2.safetensors, no validation)
+#            once the four folds are done, and records their cross-validated Dice in its provenance
+#            (scripts/record_cv.py); install it with `brats-seg models add STATE/unet3d-v2.safetensors`.
 # THREADS  : torch threads (default 2). NICE: niceness (default 19, so it yields the CPU to other work).
 #
 # What differs from unet3d-default: a 5-level DynUNet (24-320 filters, two deep-supervision heads),
@@ -19,7 +22,7 @@ set -euo pipefail
 DATA=${1:-../shared/data/brats2018}
 STATE=${2:-runs-v2}
 shift $(( $# > 2 ? 2 : $# )) || true
-FOLDS=${*:-0 1 2 3}
+FOLDS=${*:-0 1 2 3 all}
 THREADS=${THREADS:-2}
 NICE=${NICE:-19}
 PY=${PYTHON:-$(dirname "$0")/../.venv/bin/python}
@@ -28,15 +31,27 @@ ARCH='{"filters":[24,48,96,192,320],"kernel_size":[[3,3,3],[3,3,3],[3,3,3],[3,3,
 '"deep_supr_num":2}'
 mkdir -p "$STATE"
 export OMP_WAIT_POLICY=PASSIVE
+COMMON=(--model unet3d --output-kind regions --factor 2 --patch 64 64 64 --batch-size 2 --epochs 400
+  --iters 25 --lr 2e-3 --affine-prob 0.3 --augment nnunet --amp --threads "$THREADS" --arch "$ARCH" --quiet)
 for F in $FOLDS; do
+  if [ "$F" = all ]; then
+    FINAL="$STATE/unet3d-v2.safetensors"
+    N=$(ls "$STATE"/unet3d-v2-f[0-3].heldout.csv 2>/dev/null | wc -l)
+    [ "$N" -lt 4 ] && { echo "final model waits for the 4 folds ($N done)"; continue; }
+    [ -f "$STATE/unet3d-v2.done" ] && { echo "final model done"; continue; }
+    RES=()
+    [ -f "$STATE/unet3d-v2.train.safetensors" ] && RES=(--resume "$FINAL")
+    nice -n "$NICE" "$PY" -m napari_brats_seg.cli train "$DATA" -o "$FINAL" --name unet3d-v2 \
+      --val-fraction 0 --keep last "${COMMON[@]}" "${RES[@]}"
+    "$PY" "$(dirname "$0")/record_cv.py" "$STATE" --name unet3d-v2 --into "$FINAL" && touch "$STATE/unet3d-v2.done"
+    continue
+  fi
   OUT="$STATE/unet3d-v2-f$F.safetensors"
   [ -f "$STATE/unet3d-v2-f$F.heldout.csv" ] && { echo "fold $F done"; continue; }
   RES=()
   [ -f "$STATE/unet3d-v2-f$F.train.safetensors" ] && RES=(--resume "$OUT")
   nice -n "$NICE" "$PY" -m napari_brats_seg.cli train "$DATA" -o "$OUT" --name "unet3d-v2-f$F" \
-    --model unet3d --output-kind regions --factor 2 --patch 64 64 64 --batch-size 2 \
-    --epochs 400 --iters 25 --lr 2e-3 --folds 4 --fold "$F" --val-every 20 --keep last --affine-prob 0.3 \
-    --augment nnunet --amp --threads "$THREADS" --arch "$ARCH" "${RES[@]}" --quiet
+    --folds 4 --fold "$F" --val-every 20 --keep last "${COMMON[@]}" "${RES[@]}"
   nice -n "$NICE" "$PY" -m napari_brats_seg.cli evaluate "$OUT" "$DATA" --heldout \
     --csv "$STATE/unet3d-v2-f$F.heldout.csv"
 done
