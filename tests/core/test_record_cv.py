@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _tiny_unet import tiny_unet3d
+
 from napari_brats_seg.core.models.checkpoint import read_spec, save_checkpoint
 from napari_brats_seg.core.models.registry import dice_record
 
