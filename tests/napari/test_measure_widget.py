@@ -143,3 +143,16 @@ def test_labels_combo_follows_the_newest_prediction(make_napari_viewer, tiny_cas
         assert widget.labels_combo.layer() is preds[-1]
     viewer.layers.remove(preds[-1])
     assert widget.labels_combo.layer() is preds[0]
+
+
+def test_docked_alone_the_table_shows_several_rows(make_napari_viewer, qtbot) -> None:
+    """Docked alone in a small window, the table keeps room for several lesions (it showed about one)."""
+    from napari_brats_seg._napari.widgets.measure import MIN_ROWS
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(900, 500)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measure")
+    widget.table.setRowCount(MIN_ROWS + 3)
+    qtbot.wait(50)
+    row_px = widget.table.verticalHeader().defaultSectionSize()
+    assert widget.table.viewport().height() >= MIN_ROWS * row_px

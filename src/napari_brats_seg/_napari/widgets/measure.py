@@ -40,6 +40,8 @@ from ..session import Session
 from ..worker import Task, start_task
 from ._qt import LayerCombo
 
+#: The table keeps room for this many rows however the dock is sized.
+MIN_ROWS = 5
 #: At most this many lesions (largest products) get calipers and a table row.
 MAX_ROWS = 10
 #: Table columns.
@@ -80,6 +82,9 @@ class MeasureWidget(QWidget):
         self.reported = 0
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        # docked alone the table got the height of about one row: keep room for MIN_ROWS lesions
+        rows_px = self.table.verticalHeader().defaultSectionSize() * MIN_ROWS
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + rows_px + 4)
         self.spd_label = QLabel("")
         self.spd_label.setWordWrap(True)
         self.status = QLabel("")
