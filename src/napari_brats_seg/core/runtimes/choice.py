@@ -39,6 +39,8 @@ AUTO_FAMILIES: frozenset[str] = frozenset({"unet3d", "segresnet"})
 #: What to tell a user who lacks a runtime.
 INSTALL_HINT = 'pip install "napari-brats-seg[fast]"'
 
+#: Folder of OpenVINO's compiled-model cache inside an OpenVINO entry.
+COMPILED_DIR = "compiled"
 #: Backends kept loaded in this process (sessions and compiled models reused across cases).
 LOADED_BACKENDS = 2
 
@@ -153,7 +155,8 @@ def _load(name: str, core: Any, spec: ModelSpec, weights: str, dynamic: bool, sh
         export.convert_openvino(onnx_path, folder / export.OPENVINO_FILE)
 
     folder = (cache.rebuild if fresh else cache.entry)(fields, build, root)
-    return OpenVinoBackend(folder / export.OPENVINO_FILE, multiple, "bf16" if precision == "bf16" else "f32")
+    return OpenVinoBackend(folder / export.OPENVINO_FILE, multiple, "bf16" if precision == "bf16" else "f32",
+                           compiled_dir=folder / COMPILED_DIR)
 
 
 def select(runtime: str, spec: ModelSpec, network: Any, *, device: torch.device | str = "cpu",
