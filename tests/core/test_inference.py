@@ -19,20 +19,26 @@ from _tiny_unet import tiny_unet3d
 from nibabel import orientations as nio
 
 from napari_brats_seg.core import device as device_mod
-from napari_brats_seg.core import labels as lab
-from napari_brats_seg.core.device import choose_precision, resolve_device
-from napari_brats_seg.core.errors import Cancelled, InferenceError, ModelError
 from napari_brats_seg.core import inference as inference_mod
-from napari_brats_seg.core.device import Precision
-from napari_brats_seg.core.inference import SLICE_BATCH, NetworkOutput, Segmentation, plan_windows, predict, to_case_grid
-from napari_brats_seg.core.passes import WINDOW_BATCH, Runner, activate, batch_size, pass_3d
-from napari_brats_seg.core.placement import prepare
-from napari_brats_seg.core.runtimes.backends import TorchBackend
+from napari_brats_seg.core import labels as lab
+from napari_brats_seg.core.device import Precision, choose_precision, resolve_device
+from napari_brats_seg.core.errors import Cancelled, InferenceError, ModelError
+from napari_brats_seg.core.inference import (
+    SLICE_BATCH,
+    NetworkOutput,
+    Segmentation,
+    plan_windows,
+    predict,
+    to_case_grid,
+)
 from napari_brats_seg.core.io import read_case, write_labels
 from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.spec import LoadedModel, ModelSpec
 from napari_brats_seg.core.models.unet2d import unet2d_spec
+from napari_brats_seg.core.passes import WINDOW_BATCH, Runner, activate, batch_size, pass_3d
+from napari_brats_seg.core.placement import prepare
 from napari_brats_seg.core.progress import CancelToken
+from napari_brats_seg.core.runtimes.backends import TorchBackend
 
 CROP = (32, 32, 24)
 SUFFIXES = ("t1", "t1ce", "t2", "flair", "seg")
@@ -152,7 +158,7 @@ def test_batched_windows_give_the_labels_of_one_window_per_pass(crop_case, monke
     for batch in (3, 4, 16):
         monkeypatch.setattr(inference_mod, "WINDOW_BATCH", batch)
         calls: list[int] = []
-        hook = model.network.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+        hook = model.network.register_forward_hook(lambda m, args, out, calls=calls: calls.append(args[0].shape[0]))
         seg = predict(crop_case, model, device="cpu", precision="fp32", probabilities=True)
         hook.remove()
         assert max(calls) == batch_size(one.info["windows"], batch) and sum(calls) == one.info["windows"]

@@ -77,7 +77,7 @@ def choose(runtime: str, spec: ModelSpec, device: torch.device | str = "cpu",
     key = require(runtime, available)
     dev = torch.device(device)
     if key == "auto":
-        if dev.type != "cpu" or spec.self_tiling or spec.dims != 3 or spec.family not in AUTO_FAMILIES:
+        if dev.type != "cpu" or spec.self_tiling or spec.family not in AUTO_FAMILIES:
             return "torch"
         kind = cpu_kind()
         pick = AUTO_TABLE.get(kind, {}).get(spec.family, "torch")
