@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = _child(env, "run", m, v, case, bias_arg, out)
                     results[m][v][name].append(r)
                     print(f"rep {rep + 1} {name} {m} {v}: {r['seconds']:.1f} s, {r['rss_mb']:.0f} MB, "
-                          f"{r['runtime']}, {r['mode']} ({r['windows']} passes), load {_uptime()}", flush=True)
+                          f"{r['runtime']}, {r['mode']} ({r['windows']} windows or slice batches), load {_uptime()}", flush=True)
     print(f"\nload average at the end {_uptime()}; CPU flags {cpu}\n")
     print(_table(results, names, variants, args.models, tmp))
     if args.json:

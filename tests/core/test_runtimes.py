@@ -189,6 +189,12 @@ def test_auto_falls_back_to_torch_with_one_notice(monkeypatch: pytest.MonkeyPatc
     assert "openvino" in notes[0] and "not installed" in notes[0] and "napari-brats-seg[fast]" in notes[0]
     if "openvino" in available_runtimes():
         assert choice.choose("auto", spec) == "openvino"
+    # the 2D cascade is looked up like the 3D families
+    cascade = tiny_cascade().spec
+    monkeypatch.setitem(choice.AUTO_TABLE, cpu.cpu_kind(), {"cascade": "onnxruntime"})
+    assert choice.choose("auto", cascade, available=("torch", "onnxruntime")) == "onnxruntime"
+    monkeypatch.setitem(choice.AUTO_TABLE, cpu.cpu_kind(), {})
+    assert choice.choose("auto", cascade, available=("torch", "onnxruntime")) == "torch"  # not measured here
     # Families not measured, self-tiling networks and GPUs stay on torch whatever the table says.
     other = unet3d_spec("x")
     other.family = "bundle"
