@@ -2,7 +2,9 @@
 
 For each of the project's 3D networks, on real cases, in the SAME run:
 
-- ``unet3d-default``: the shipped, trained 3D U-Net (2 mm, 48^3 sliding windows);
+- ``unet3d-default``: the shipped, trained 3D U-Net (2 mm, 48^3 sliding windows, batched);
+- ``cascade-default``: the shipped, trained Havaei-style 2D cascade (2 mm, axial slice batches; the
+  channels-last variants are 3D-only and not run for it);
 - ``segresnet``: a SegResNet in the ``brats_mri_segmentation`` bundle configuration, seeded random
   weights with a per-channel bias on its last convolution chosen (on the first case's torch fp32
   logits) so that the TC, WT and ET channels fire on 4 %, 8 % and 2 % of the brain voxels, as
@@ -45,7 +47,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "brats2018"
 DEFAULT_CASES = ("Brats18_2013_11_1", "Brats18_CBICA_ABM_1", "Brats18_TCIA02_135_1")
-MODELS = ("unet3d-default", "segresnet")
+MODELS = ("unet3d-default", "cascade-default", "segresnet")
+#: The shipped models that run in 2D (no channels-last-3d variants).
+TWO_D = ("cascade-default",)
 #: name -> (runtime, precision, channels_last, needs native bf16)
 VARIANTS = {
     "torch fp32": ("torch", "fp32", False, False),
@@ -152,13 +156,18 @@ def _uptime() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
+def model_variants(model: str, variants: list[str]) -> list[str]:
+    """The variants that apply to ``model`` (a 2D model has no channels-last-3d variants)."""
+    return [v for v in variants if not (model in TWO_D and VARIANTS[v][2])]
+
+
 def _table(results: dict, cases: list[str], variants: list[str], models: list[str], tmp: Path) -> str:
     lines = [("| model | runtime | seconds per case (median of the repeats; one run: *) | vs torch eager fp32 "
               "(geometric mean over cases) | peak RSS (MB) | min Dice vs torch fp32 WT / TC / ET |"),
              "|---|---|---|---:|---:|---|"]
     for m in models:
         ref = {c: statistics.median(r["seconds"] for r in results[m][REFERENCE][c]) for c in cases}
-        for v in variants:
+        for v in model_variants(m, variants):
             med = {c: statistics.median(r["seconds"] for r in results[m][v][c]) for c in cases}
             ratio = math.exp(statistics.mean(math.log(ref[c] / med[c]) for c in cases))
             rss = max(r["rss_mb"] for c in cases for r in results[m][v][c])
@@ -203,21 +212,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"segresnet bias (TC, WT, ET): {[round(b, 3) for b in bias]}", flush=True)
     bias_arg = json.dumps(bias)
     for m in args.models:  # fill the export cache (not timed)
-        for v in variants:
+        for v in model_variants(m, variants):
             if VARIANTS[v][0] != "torch":
                 print(f"export {m} {v}: {_child(env, 'prime', m, v, bias_arg)['seconds']:.1f} s", flush=True)
-    results: dict = {m: {v: {c: [] for c in names} for v in variants} for m in args.models}
+    results: dict = {m: {v: {c: [] for c in names} for v in model_variants(m, variants)} for m in args.models}
     for rep in range(args.repeats):
         for k, (case, name) in enumerate(zip(cases, names)):
             if rep > 0 and k >= args.timed_cases:
                 continue
             for m in args.models:
-                for v in variants:
+                for v in model_variants(m, variants):
                     out = str(tmp / f"{m}-{v}-{name}.npy".replace(" ", "_")) if rep == 0 else ""
                     r = _child(env, "run", m, v, case, bias_arg, out)
                     results[m][v][name].append(r)
                     print(f"rep {rep + 1} {name} {m} {v}: {r['seconds']:.1f} s, {r['rss_mb']:.0f} MB, "
-                          f"{r['runtime']}, {r['mode']} ({r['windows']} passes), load {_uptime()}", flush=True)
+                          f"{r['runtime']}, {r['mode']} ({r['windows']} windows or slice batches), load {_uptime()}", flush=True)
     print(f"\nload average at the end {_uptime()}; CPU flags {cpu}\n")
     print(_table(results, names, variants, args.models, tmp))
     if args.json:

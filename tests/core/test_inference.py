@@ -19,15 +19,26 @@ from _tiny_unet import tiny_unet3d
 from nibabel import orientations as nio
 
 from napari_brats_seg.core import device as device_mod
+from napari_brats_seg.core import inference as inference_mod
 from napari_brats_seg.core import labels as lab
-from napari_brats_seg.core.device import choose_precision, resolve_device
+from napari_brats_seg.core.device import Precision, choose_precision, resolve_device
 from napari_brats_seg.core.errors import Cancelled, InferenceError, ModelError
-from napari_brats_seg.core.inference import SLICE_BATCH, Segmentation, plan_windows, predict
+from napari_brats_seg.core.inference import (
+    SLICE_BATCH,
+    NetworkOutput,
+    Segmentation,
+    plan_windows,
+    predict,
+    to_case_grid,
+)
 from napari_brats_seg.core.io import read_case, write_labels
 from napari_brats_seg.core.models.families import build_network
 from napari_brats_seg.core.models.spec import LoadedModel, ModelSpec
 from napari_brats_seg.core.models.unet2d import unet2d_spec
+from napari_brats_seg.core.passes import WINDOW_BATCH, Runner, activate, batch_size, pass_3d
+from napari_brats_seg.core.placement import prepare
 from napari_brats_seg.core.progress import CancelToken
+from napari_brats_seg.core.runtimes.backends import TorchBackend
 
 CROP = (32, 32, 24)
 SUFFIXES = ("t1", "t1ce", "t2", "flair", "seg")
@@ -105,31 +116,106 @@ def test_geometry_and_identical_predictions_in_every_orientation(variant_dirs, t
         np.testing.assert_array_equal(preds[variant], preds["lps"], err_msg=variant)
 
 
-def test_sliding_window_progress_is_exact_and_cancel_stops_within_one_window(crop_case):
+def test_sliding_window_progress_is_exact_and_cancel_stops_within_one_batch(crop_case):
     model = tiny_model("labels", patch=(16, 16, 16))
-    calls = []
-    model.network.register_forward_hook(lambda *a: calls.append(1))
+    calls: list[int] = []  # windows per forward pass
+    model.network.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
     seen: list[tuple[int, int]] = []
     seg = predict(crop_case, model, device="cpu", on_progress=lambda d, t, m: seen.append((d, t)))
     # model axes (x, y, z) of the brain-cropped 32x32x24 crop: windows planned up front
     crop_xyz = [sl.stop - sl.start for sl in _box(seg)][::-1]  # model axes (x, y, z) of the LPS model
     padded = [max(4 * math.ceil(s / 4), 16) for s in crop_xyz]
     expected = len(plan_windows(padded, (16, 16, 16)))
-    assert expected > 4 and seg.info["mode"] == "sliding window"
+    assert expected > WINDOW_BATCH and seg.info["mode"] == "sliding window"
     assert seen[0] == (0, expected) and seen[-1] == (expected, expected)
     assert [d for d, _ in seen] == list(range(expected + 1)) and {t for _, t in seen} == {expected}
-    assert len(calls) == expected == seg.info["windows"]
+    size = batch_size(expected, WINDOW_BATCH)  # balanced batches, one forward pass each
+    assert sum(calls) == expected == seg.info["windows"] and len(calls) == math.ceil(expected / WINDOW_BATCH)
+    assert calls[:-1] == [size] * (len(calls) - 1) and 0 < calls[-1] <= size
 
     calls.clear()
+    seen.clear()
     token = CancelToken()
 
     def cancel_after_three(done: int, total: int, msg: str) -> None:
+        seen.append((done, total))
         if done == 3:
             token.cancel()
 
     with pytest.raises(Cancelled):
         predict(crop_case, model, device="cpu", on_progress=cancel_after_three, cancel=token)
-    assert len(calls) == 3  # no window ran after the cancel
+    assert calls == [size]  # no forward pass after the cancel: only the batch that held window 3 ran
+    assert seen[-1] == (3, expected)  # and no progress reported after it
+
+
+def test_batched_windows_give_the_labels_of_one_window_per_pass(crop_case, monkeypatch):
+    """Batching the windows changes how many windows a pass takes, nothing else: the same labels and
+    probabilities (to float rounding) as one window per pass, on a real crop, for each batch size."""
+    model = tiny_model("regions", patch=(16, 16, 16))
+    monkeypatch.setattr(inference_mod, "WINDOW_BATCH", 1)
+    one = predict(crop_case, model, device="cpu", precision="fp32", probabilities=True)
+    assert one.info["windows"] > 4 and len(np.unique(one.labels)) >= 2
+    for batch in (3, 4, 16):
+        monkeypatch.setattr(inference_mod, "WINDOW_BATCH", batch)
+        calls: list[int] = []
+        hook = model.network.register_forward_hook(lambda m, args, out, calls=calls: calls.append(args[0].shape[0]))
+        seg = predict(crop_case, model, device="cpu", precision="fp32", probabilities=True)
+        hook.remove()
+        assert max(calls) == batch_size(one.info["windows"], batch) and sum(calls) == one.info["windows"]
+        np.testing.assert_array_equal(seg.labels, one.labels, err_msg=f"batch {batch}")
+        for r in ("WT", "TC", "ET"):
+            np.testing.assert_allclose(seg.probabilities[r], one.probabilities[r], atol=1e-5)
+
+
+def test_window_batch_is_sized_to_the_available_memory(crop_case, monkeypatch):
+    """Where a batch of windows does not fit the available memory, fewer windows go per pass."""
+    from napari_brats_seg.core import memory
+
+    model = tiny_model("labels", patch=(16, 16, 16))
+    calls: list[int] = []
+    model.network.register_forward_hook(lambda m, args, out: calls.append(args[0].shape[0]))
+    # 16^3 voxels x 4 filters x 34 B = 0.56 MB a window: 1.5 MiB (80 %: 1.26 MB) hold two
+    monkeypatch.setenv(memory.ENV_MEMORY_LIMIT, "1.5M")
+    seg = predict(crop_case, model, device="cpu", precision="fp32")
+    assert seg.info["mode"] == "sliding window" and max(calls) == 2 and sum(calls) == seg.info["windows"]
+
+
+def test_batch_size_balances_the_batches():
+    assert batch_size(27, 4) == 4 and batch_size(8, 4) == 4 and batch_size(9, 4) == 3
+    assert batch_size(70, 8) == 8 and batch_size(65, 8) == 8 and batch_size(3, 8) == 3 and batch_size(1, 4) == 1
+    for n in range(1, 40):
+        for most in (1, 3, 4, 8):
+            size = batch_size(n, most)
+            assert size <= most and math.ceil(n / size) == math.ceil(n / most)
+
+
+def test_a_fixed_batch_backend_gets_one_batch_size(crop_case):
+    """A backend that compiles per shape (OpenVINO) is given every batch filled to one size, and the
+    filling is dropped: the same labels as the torch backend."""
+    model = tiny_model("labels", patch=(16, 16, 16))
+    shapes: list[tuple[int, ...]] = []
+
+    class FixedBatch(TorchBackend):
+        fixed_batch = True
+
+        def __call__(self, x):
+            shapes.append(tuple(x.shape))
+            return super().__call__(x)
+
+    ref = predict(crop_case, model, device="cpu", precision="fp32")
+    spec = model.spec
+    x, placement = prepare(crop_case, spec)
+    run = Runner(model.network, torch.device("cpu"), Precision("fp32"), None, None,
+                 FixedBatch(model.network, torch.device("cpu"), Precision("fp32")))
+    window = tuple(spec.patch_size)
+    n = len(plan_windows(x.shape[1:], window))
+    assert n % batch_size(n, WINDOW_BATCH) != 0  # the last batch is short and gets filled
+    logits = pass_3d(run, x, window, 0.5, "")
+    assert len(set(shapes)) == 1 and run.units == n
+    out = NetworkOutput(activate(logits, spec.output), None, None, 1, window, torch.device("cpu"), Precision("fp32"),
+                        run.units, "sliding window")
+    labels, _, _ = to_case_grid(out, placement, spec)
+    np.testing.assert_array_equal(labels, ref.labels)
 
 
 def _box(seg: Segmentation) -> tuple[slice, ...]:

@@ -19,9 +19,11 @@ import torch
 from _crop import tumour_window
 from _tiny_unet import tiny_unet3d
 
+from napari_brats_seg.core import inference
 from napari_brats_seg.core.errors import Cancelled
 from napari_brats_seg.core.inference import predict
 from napari_brats_seg.core.io import read_case
+from napari_brats_seg.core.models.cascade import build_cascade, cascade_spec
 from napari_brats_seg.core.models.spec import LoadedModel
 from napari_brats_seg.core.models.unet3d import unet3d_spec
 from napari_brats_seg.core.progress import CancelToken
@@ -187,6 +189,12 @@ def test_auto_falls_back_to_torch_with_one_notice(monkeypatch: pytest.MonkeyPatc
     assert "openvino" in notes[0] and "not installed" in notes[0] and "napari-brats-seg[fast]" in notes[0]
     if "openvino" in available_runtimes():
         assert choice.choose("auto", spec) == "openvino"
+    # the 2D cascade is looked up like the 3D families
+    cascade = tiny_cascade().spec
+    monkeypatch.setitem(choice.AUTO_TABLE, cpu.cpu_kind(), {"cascade": "onnxruntime"})
+    assert choice.choose("auto", cascade, available=("torch", "onnxruntime")) == "onnxruntime"
+    monkeypatch.setitem(choice.AUTO_TABLE, cpu.cpu_kind(), {})
+    assert choice.choose("auto", cascade, available=("torch", "onnxruntime")) == "torch"  # not measured here
     # Families not measured, self-tiling networks and GPUs stay on torch whatever the table says.
     other = unet3d_spec("x")
     other.family = "bundle"
@@ -259,3 +267,65 @@ def test_without_the_exporter_the_runtimes_count_as_absent(monkeypatch) -> None:
             choice.require("openvino")
     finally:
         cpu._importable.cache_clear()
+
+
+def tiny_cascade() -> LoadedModel:
+    """A seeded Havaei input cascade with 4 local and 4 global maps (the shipped one has 32 and 64)."""
+    spec = cascade_spec("tiny-cascade", kind="input", local_maps=4, global_maps=4, n_classes=4)
+    torch.manual_seed(0)
+    return LoadedModel(spec, build_cascade(spec).eval())
+
+
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_the_cascade_runs_on_one_export_with_the_labels_of_torch(runtime: str, crop_dir: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 2D cascade is exported once with dynamic axes: any slice size and batch, the labels of torch fp32
+    on a real crop, and under OpenVINO one compiled shape for the case (its last slice batch filled)."""
+    _need(runtime)
+    calls = []
+    real_export = export.export_onnx
+    monkeypatch.setattr(export, "export_onnx", lambda *a, **k: (calls.append(1), real_export(*a, **k))[1])
+    model = tiny_cascade()
+    backend = choice.select(runtime, model.spec, model.network)
+    gen = torch.Generator().manual_seed(2)
+    for shape in ((3, 4, 21, 30), (8, 4, 32, 32)):
+        x = torch.randn(shape, generator=gen)
+        with torch.inference_mode():
+            ref = model.network(x)
+        out = backend(x)
+        assert out.shape == ref.shape and float((out - ref).abs().max()) < 1e-3 * max(1.0, float(ref.abs().max()))
+    case = read_case(crop_dir)
+    ref_seg = predict(case, model, device="cpu", precision="fp32", runtime="torch")
+    seg = predict(case, model, device="cpu", precision="fp32", runtime=runtime)
+    assert seg.info["runtime"].startswith(f"{runtime} ") and seg.info["mode"] == "slices"
+    assert len(np.unique(ref_seg.labels)) > 1
+    assert np.array_equal(seg.labels, ref_seg.labels)
+    assert len(calls) == 1  # one export for every shape
+    if runtime == "openvino":
+        n = seg.info["windows"]  # slice batches
+        assert n > 1 and len(backend._compiled) == 3  # the two shapes above, one for the whole case
+
+
+def test_openvino_keeps_its_compiled_shapes_in_the_cache_entry(crop_dir: Path, _all_runtimes: Path) -> None:
+    """A later process loads OpenVINO's compiled shape from the export's cache entry: same labels."""
+    _need("openvino")
+    case, model = read_case(crop_dir), tiny_model(patch=(16, 16, 16))
+    first = predict(case, model, device="cpu", precision="fp32", runtime="openvino")
+    blobs = [p for p in _all_runtimes.joinpath("runtimes").glob(f"*/{choice.COMPILED_DIR}/*") if p.is_file()]
+    assert blobs, "no compiled model was cached"
+    choice.forget_loaded()  # as a new process would
+    again = predict(case, model, device="cpu", precision="fp32", runtime="openvino")
+    assert np.array_equal(again.labels, first.labels)
+
+
+@pytest.mark.parametrize("runtime", EXPORTED)
+def test_batched_windows_under_an_exported_runtime_give_torch_fp32_labels(runtime: str, crop_dir: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sliding windows batched per pass (the last batch filled for OpenVINO): torch fp32's labels."""
+    _need(runtime)
+    case, model = read_case(crop_dir), tiny_model(patch=(16, 16, 16))
+    ref = predict(case, model, device="cpu", precision="fp32", runtime="torch")
+    monkeypatch.setattr(inference, "WINDOW_BATCH", 3)
+    seg = predict(case, model, device="cpu", precision="fp32", runtime=runtime)
+    assert seg.info["mode"] == "sliding window" and seg.info["windows"] == ref.info["windows"] > 3
+    assert np.array_equal(seg.labels, ref.labels)

@@ -18,8 +18,10 @@ Pipeline (every step follows the model's :class:`~.models.spec.ModelSpec`)
    - ``dims == 3``: the whole (cropped) volume in one pass when ``spec.patch_size`` is None or the
      crop fits in it; otherwise windows of ``patch_size`` on an even grid with ``overlap``,
      blended with MONAI's Gaussian importance map (``sigma_scale`` 0.125, as MONAI's
-     ``sliding_window_inference(mode="gaussian")`` and nnU-Net).
-   - ``dims == 2``: axial slices in batches of :data:`SLICE_BATCH`.
+     ``sliding_window_inference(mode="gaussian")`` and nnU-Net), up to :data:`~.passes.WINDOW_BATCH`
+     windows per forward pass (fewer when memory is short: :func:`_window_batch`; one after an
+     out-of-memory error, before the windows shrink).
+   - ``dims == 2``: axial slices in balanced batches of at most :data:`SLICE_BATCH`.
 
    Test-time augmentation (``tta=True``): every combination of flips of the spatial axes (8 in 3D,
    4 in-plane for 2D models), each prediction flipped back; probabilities are averaged. The
@@ -62,6 +64,7 @@ from .models.spec import LoadedModel, ModelSpec
 from .passes import (
     DEFAULT_OVERLAP,
     SLICE_BATCH,
+    WINDOW_BATCH,
     Runner,
     activate,
     pass_2d,
@@ -93,8 +96,8 @@ class Segmentation:
     uncertainty
         float32 ``(z, y, x)`` disagreement across TTA flips (see the module docstring), or None.
     info
-        ``model``, ``family``, ``source``, ``device``, ``dtype``, ``seconds``, ``windows`` (forward
-        passes run), ``mode``, ``tta`` (passes averaged), ``window``, ``crop`` (the brain box, internal
+        ``model``, ``family``, ``source``, ``device``, ``dtype``, ``seconds``, ``windows`` (windows
+        run, or slice batches), ``mode``, ``tta`` (passes averaged), ``window``, ``crop`` (the brain box, internal
         axes), ``fallbacks`` (out-of-memory retries), ``warnings`` (from ``spec.check_case``) and
         ``runtime`` (what ran the network, its version and precision).
     """
@@ -193,9 +196,9 @@ class NetworkOutput:
     s1, s2
         Sum and sum of squares over the flips of the region probabilities ``(3, ...)`` (TTA only).
     flips
-        TTA members run; ``window``, ``device``, ``precision``, ``units`` (forward passes), ``mode``
-        and ``fallbacks`` (out-of-memory retries) describe the run; ``runtime`` names the runtime that ran
-        it, its version and precision (e.g. ``"openvino 2026.4.1 fp32"``).
+        TTA members run; ``window``, ``device``, ``precision``, ``units`` (windows or slice
+        batches run), ``mode`` and ``fallbacks`` (out-of-memory retries) describe the run; ``runtime``
+        names the runtime that ran it, its version and precision (e.g. ``"openvino 2026.4.1 fp32"``).
     """
 
     mean: np.ndarray
@@ -278,6 +281,17 @@ def _fit_memory(window: tuple[int, ...], spec: ModelSpec, device: torch.device, 
                     f"{avail / 1e9:.1f} GB are available; using sliding windows of {window}")
 
 
+def _window_batch(window: tuple[int, ...], spec: ModelSpec, device: torch.device, prec: Precision) -> int:
+    """Windows per forward pass: :data:`~.passes.WINDOW_BATCH`, fewer when that many ``window`` windows
+    do not fit the available CPU memory (sized as :func:`_fit_memory` sizes one)."""
+    avail = available_bytes()
+    if device.type != "cpu" or spec.dims != 3 or spec.self_tiling or avail is None:
+        return WINDOW_BATCH
+    per_window = math.prod(window) * BYTES_PER_VOXEL_FILTER * _first_filters(spec) * (
+        0.5 if prec.dtype == "bf16" else 1.0)
+    return max(1, min(WINDOW_BATCH, int(MEMORY_SHARE * avail // max(per_window, 1))))
+
+
 def _backend(runtime: str, network: Any, spec: ModelSpec, device: torch.device, prec: Precision, precision: str,
              weights_id: str | None, shape: tuple[int, ...]) -> tuple[Any, Precision]:
     """The :mod:`.runtimes` backend of the run and the precision it runs in: torch's ``prec``; fp32 for the
@@ -338,13 +352,14 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
     if sized:
         fallbacks.append(sized)
         log.info(sized)
-    backend = None
+    backend, run, batch = None, None, None
     while True:
         try:
             backend, prec = _backend(runtime, network, spec, device, prec, precision, weights_id,
                                      _export_shape(spec, window))
             with _on_device(network, device, prec):
                 run = Runner(network, device, prec, on_progress, cancel, backend)
+                run.batch = batch if batch is not None else _window_batch(window, spec, device, prec)
                 mean, s1, s2 = _run_members(run, x, spec, flips, window, overlap, want_regions, keep_hierarchy,
                                             origin, image_shape)
             break
@@ -355,7 +370,10 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
                 raise InferenceError(f"model {spec.name} failed on {what}: {type(exc).__name__}: {exc}") from exc
             empty_cache(device)
             smaller = None if self_tiling or spec.dims == 2 else _shrink(window, max(int(spec.divisible_by or 1), 1))
-            if smaller is not None:
+            if run is not None and run.batch > 1 and len(plan_windows(x.shape[1:], window, overlap)) > 1:
+                msg = f"out of memory on {device} with {run.batch} windows per pass; retrying with one"
+                batch = 1
+            elif smaller is not None:
                 msg = f"out of memory on {device} with window {window}; retrying with {smaller}"
                 window = smaller
             elif device.type != "cpu":
@@ -369,6 +387,7 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
     mode = ("predict_volume" if self_tiling else "slices" if spec.dims == 2
             else "whole volume" if len(plan_windows(x.shape[1:], window, overlap)) == 1 else "sliding window")
+    assert run is not None
     return NetworkOutput(mean, s1, s2, len(flips), window, device, prec, run.units, mode, fallbacks,
                          run.backend.label)
 

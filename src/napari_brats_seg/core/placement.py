@@ -359,6 +359,17 @@ def model_grid(case_shape: Sequence[int], case_spacing: Sequence[float], spec: A
     return Resample(tuple(int(n) for n in case_shape), tuple(int(n) for n in new), target)  # type: ignore
 
 
+def _channel_names(case: Any, channels: Sequence[str]) -> list[str]:
+    """The case's image keys of ``channels``; a KeyError names the ones it lacks."""
+    from .case import canonical_modality
+
+    names = [canonical_modality(m) for m in channels]
+    missing = [m for m in names if m not in case.images]
+    if missing:
+        raise KeyError(f"case {case.case_id} has no {', '.join(missing)} (has {', '.join(case.images)})")
+    return names
+
+
 def brain_mask(case: Any, channels: Sequence[str]) -> np.ndarray:
     """Brain of ``case`` on its grid: where any of ``channels`` is non-zero (the BraTS convention).
 
@@ -367,12 +378,7 @@ def brain_mask(case: Any, channels: Sequence[str]) -> np.ndarray:
     KeyError
         Naming the channels the case lacks (as :meth:`~.case.Case.stack` does).
     """
-    from .case import canonical_modality
-
-    names = [canonical_modality(m) for m in channels]
-    missing = [m for m in names if m not in case.images]
-    if missing:
-        raise KeyError(f"case {case.case_id} has no {', '.join(missing)} (has {', '.join(case.images)})")
+    names = _channel_names(case, channels)
     mask = np.zeros(case.shape, bool)
     for m in names:
         mask |= case.images[m] != 0
@@ -409,7 +415,8 @@ def prepare(case: Any, spec: Any, *, crop: bool | None = None, margin: int = BRA
     """
     grid = model_grid(case.shape, case.spacing, spec)
     if grid is not None:
-        channels = list(grid.forward(case.stack(spec.channels)))
+        # channel by channel: no stacked float32 copy of the whole case
+        channels = [grid.forward(case.images[m]) for m in _channel_names(case, spec.channels)]
         if include is not None:
             include = grid.forward(include.astype(np.uint8), labels=True) > 0
         mask = pp.brain_mask(channels)

@@ -4,7 +4,9 @@
   :class:`~..device.Precision` says): the path inference always had.
 - :class:`OnnxRuntimeBackend`: ONNX Runtime's CPU execution provider on the exported network.
 - :class:`OpenVinoBackend`: OpenVINO's CPU plugin on the network converted to IR, compiled once per
-  input shape (static shapes run faster than a dynamic model), in f32 unless bf16 is asked for.
+  input shape (static shapes run faster than a dynamic model), in f32 unless bf16 is asked for; the
+  compiled shapes are kept in OpenVINO's model cache inside the export's cache entry, so a later
+  process (the next CLI call) loads them instead of compiling again.
 
 The exported backends pad the input to the network's multiple and crop the logits back in torch
 (:func:`~.export.split_padding`), and return CPU float32 tensors.
@@ -109,16 +111,21 @@ class OpenVinoBackend(_Exported):
     """OpenVINO's CPU plugin on an IR file, compiled per input shape."""
 
     name = "openvino"
+    #: It compiles per input shape: the passes fill every batch of a case to one size.
+    fixed_batch = True
 
-    def __init__(self, path: Path, multiple: int, precision: str = "f32", threads: int | None = None) -> None:
+    def __init__(self, path: Path, multiple: int, precision: str = "f32", threads: int | None = None,
+                 compiled_dir: Path | None = None) -> None:
         import openvino as ov
 
         super().__init__(multiple)
         self.core = ov.Core()
         self.path, self.precision = Path(path), precision
         self.model = self.core.read_model(str(self.path))
-        self.config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
-                       "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
+        self.config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
+                                       "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
+        if compiled_dir is not None:  # OpenVINO's own cache of compiled shapes: the next process loads them
+            self.config["CACHE_DIR"] = str(compiled_dir)
         self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
     @property

@@ -4,7 +4,9 @@ The project's encoder-decoder networks come wrapped in :class:`~..models.padding
 whose padding is Python control flow that a trace would freeze. The wrapper is therefore left in
 torch (:func:`split_padding`: the backend pads and crops around the runtime) and only the network
 inside it is exported, with dynamic batch and spatial axes, so one export serves every window shape.
-Any other network is exported for one input shape (the cache key then includes it).
+The Havaei networks (:mod:`..models.cascade`), fully convolutional, are exported with dynamic axes
+too (one export serves every case's slices). Any other network is exported for one input shape (the
+cache key then includes it).
 """
 
 from __future__ import annotations
@@ -39,10 +41,13 @@ class FirstOutput(nn.Module):
 def split_padding(network: Any) -> tuple[nn.Module, int, bool]:
     """``(core, multiple, dynamic)``: the network to export, the spatial multiple its input needs and
     whether its export may have dynamic spatial axes (True for the inside of a ``PadToMultiple``)."""
+    from ..models.cascade import CascadeCNN, TwoPathCNN
     from ..models.padding import PadToMultiple
 
     if isinstance(network, PadToMultiple):
         return network.net, network.multiple, True
+    if isinstance(network, (CascadeCNN, TwoPathCNN)):  # fully convolutional, any slice size (tested)
+        return network, 1, True
     return network, 1, False
 
 
