@@ -226,10 +226,15 @@ def warm_up_layer_creation() -> None:
 
 def make_layer(data: Any, kwargs: dict, kind: str) -> Any:
     """The napari layer of a layer-data tuple, made without a viewer: what ``viewer.add_<kind>(data,
-    **kwargs)`` adds (that method makes the same layer and appends it). Making a layer touches no Qt
-    object, so workers make them and the GUI thread only appends them (``viewer.layers.append``)."""
+    **kwargs)`` adds (that method makes the same layer and appends it; ``add_image`` first defaults
+    the colormap to gray and the blending to ``translucent_no_depth``, and so does this). Making a
+    layer touches no Qt object, so workers make them and the GUI thread only appends them
+    (``viewer.layers.append``)."""
     from napari import layers as napari_layers
 
+    if kind == "image":
+        kwargs = {**kwargs, "colormap": kwargs.get("colormap") or "gray",
+                  "blending": kwargs.get("blending") or "translucent_no_depth"}
     return getattr(napari_layers, kind.capitalize())(data, **kwargs)
 
 
