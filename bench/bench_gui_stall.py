@@ -17,10 +17,19 @@ model that cannot be had is skipped with the reason.
 Usage::
 
     xvfb-run -a -s "-screen 0 1600x1200x24" python bench/bench_gui_stall.py \\
-        [--case ../shared/data/brats2018/Brats18_2013_11_1] [--models unet3d-default,cascade-default,deepmedic,bundle]
+        [--case ../shared/data/brats2018/Brats18_2013_11_1] [--models unet3d-default,cascade-default,deepmedic,bundle] \\
+        [--profile] [--bare]
 
-It prints a Markdown table: per model the run's seconds, the longest stall, the 99th percentile gap,
-the number of gaps over 100 ms, and where the GUI thread was during the longest stall.
+It prints a Markdown table: per model the run's seconds, the longest stall, how much of it Python's
+garbage collector took (a collection holds the interpreter lock, whichever thread runs it), the
+longest collection of the run, the 99th percentile gap, the number of gaps over 100 ms, and where the
+GUI thread was during the longest stall.
+
+``--profile`` samples the GUI thread's whole stack every 5 ms of every gap over 30 ms and prints,
+for the three longest stalls of each row, the functions the thread spent them in (inclusive time,
+the common event-loop frames left out): which napari, vispy or plugin call took the time.
+``--bare`` adds rows for napari alone in the same viewer (``add_labels`` / ``add_image`` of zeros of
+the case's shape and placement, no plugin code): napari's own fixed cost per layer.
 """
 
 from __future__ import annotations
