@@ -284,3 +284,23 @@ def test_frozen_objects_of_a_removed_layer_are_still_freed(make_napari_viewer) -
         assert gone() is None and data() is None  # the layer's cycles were collected: no leak
     finally:
         gc.unfreeze()
+
+
+def test_paused_collects_nothing_inside_then_freezes_and_resumes() -> None:
+    import gc
+
+    from napari_brats_seg._napari import gcpause
+
+    assert gc.isenabled()
+    try:
+        with gcpause.paused():
+            assert not gc.isenabled()
+            with gcpause.paused():  # a second worker inside at once
+                made = [[i] for i in range(1000)]
+            assert not gc.isenabled()  # the first is still inside
+        assert gc.isenabled() and gcpause.frozen_count() >= len(made)
+        with pytest.raises(RuntimeError), gcpause.paused():
+            raise RuntimeError("the model did not load")
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()

@@ -40,7 +40,7 @@ from ...core.case import MODALITIES, MODALITY_NAMES
 from ...core.errors import BratsSegError, CaseError
 from ...core.geometry import Geometry
 from ...core.io import AFFINE_ATOL, CaseFiles, find_case_files, is_nifti_name, read_case
-from ..gcpause import freeze_long_lived
+from .. import gcpause
 from ..layers import case_ids, case_layer_data, make_layer
 from ..notify import error
 from ..session import Session
@@ -256,12 +256,12 @@ class LoadWidget(QWidget):
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
             from .. import layers
 
-            case = read_case(files)
-            limits = layers.contrast_limits(case)  # whole-volume percentiles: not on the GUI thread
-            layers.warm_up_layer_creation()  # off the GUI thread, where adding the layers would do it
-            # the napari layers are made here too: the GUI thread only appends them, one per turn
-            made = [layers.make_layer(*ld) for ld in case_layer_data(case, limits)]
-            freeze_long_lived()  # full garbage collections then skip what exists now (gcpause)
+            with gcpause.paused():  # then full garbage collections skip all this (gcpause)
+                case = read_case(files)
+                limits = layers.contrast_limits(case)  # whole-volume percentiles: not on the GUI thread
+                layers.warm_up_layer_creation()  # off the GUI thread, where adding the layers would do it
+                # the napari layers are made here too: the GUI thread only appends them, one per turn
+                made = [layers.make_layer(*ld) for ld in case_layer_data(case, limits)]
             return case, made
 
         self.task = start_task(work, description=f"loading {files.case_id}", wrap=CaseError,

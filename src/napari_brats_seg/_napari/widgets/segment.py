@@ -33,7 +33,7 @@ from qtpy.QtWidgets import (
 
 from ...core.errors import InferenceError
 from ...core.memory import keep_freed_memory
-from ..gcpause import freeze_long_lived
+from .. import gcpause
 from ..layers import (
     LayerSource,
     case_from_layers,
@@ -236,11 +236,11 @@ class SegmentWidget(QWidget):
         with_uncertainty = self.uncertainty.isChecked()
 
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
-            from ...core.inference import predict
-            from ...core.models.registry import load_model
+            with gcpause.paused():  # torch, MONAI and the model: long-lived, made without a collection
+                from ...core.inference import predict
+                from ...core.models.registry import load_model
 
-            model = load_model(source, device="cpu")
-            freeze_long_lived()  # torch and the model are long-lived: full collections skip them (gcpause)
+                model = load_model(source, device="cpu")
             seg = predict(case, model, device=device, tta=tta, postprocess=post, on_progress=on_progress,
                           cancel=cancel, runtime=runtime)
             return seg, result_layers(seg, ref, post, with_uncertainty)  # made here, appended by the GUI
