@@ -17,15 +17,25 @@ model that cannot be had is skipped with the reason.
 Usage::
 
     xvfb-run -a -s "-screen 0 1600x1200x24" python bench/bench_gui_stall.py \\
-        [--case ../shared/data/brats2018/Brats18_2013_11_1] [--models unet3d-default,cascade-default,deepmedic,bundle]
+        [--case ../shared/data/brats2018/Brats18_2013_11_1] [--models unet3d-default,cascade-default,deepmedic,bundle] \\
+        [--profile] [--bare]
 
-It prints a Markdown table: per model the run's seconds, the longest stall, the 99th percentile gap,
-the number of gaps over 100 ms, and where the GUI thread was during the longest stall.
+It prints a Markdown table: per model the run's seconds, the longest stall, how much of it Python's
+garbage collector took (a collection holds the interpreter lock, whichever thread runs it), the
+longest collection of the run, the 99th percentile gap, the number of gaps over 100 ms, and where the
+GUI thread was during the longest stall.
+
+``--profile`` samples the GUI thread's whole stack every 5 ms of every gap over 30 ms and prints,
+for the three longest stalls of each row, the functions the thread spent them in (inclusive time,
+the common event-loop frames left out): which napari, vispy or plugin call took the time.
+``--bare`` adds rows for napari alone in the same viewer (``add_labels`` / ``add_image`` of zeros of
+the case's shape and placement, no plugin code): napari's own fixed cost per layer.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -50,6 +60,8 @@ DEEPMEDIC = ROOT.parent / "shared" / "models" / "captk-deepmedic"
 PLUGIN = "napari-brats-seg"
 #: A gap longer than this is a stall (ms); the target is to have none.
 STALL_MS = 100.0
+#: With ``--profile``, the GUI thread's stack is sampled in every gap longer than this (ms).
+PROFILE_FROM_MS = 30.0
 #: The bundle's network definition and inferer (configs/inference.json of brats_mri_segmentation).
 BUNDLE_INFERENCE = {
     "network_def": {"_target_": "SegResNet", "blocks_down": [1, 2, 2, 4], "blocks_up": [1, 1, 1],
@@ -75,9 +87,14 @@ BUNDLE_METADATA = {
 
 
 class StallMonitor:
-    """Ticks of a 10 ms ``QTimer`` on the GUI thread, and samples of that thread's stack in stalls."""
+    """Ticks of a 10 ms ``QTimer`` on the GUI thread, and samples of that thread's stack in stalls.
 
-    def __init__(self, interval_ms: int = 10) -> None:
+    With ``profile`` the watchdog samples the whole stack every 5 ms of every gap over
+    :data:`PROFILE_FROM_MS` (a sampling profiler restricted to the stalls), and :meth:`stop` adds, per
+    stall over :data:`STALL_MS`, the functions the GUI thread spent that stall in (inclusive time).
+    """
+
+    def __init__(self, interval_ms: int = 10, profile: bool = False) -> None:
         from qtpy.QtCore import Qt, QTimer
 
         self.timer = QTimer()
@@ -86,6 +103,10 @@ class StallMonitor:
         self.timer.timeout.connect(self._tick)
         self.ticks: list[float] = []
         self.samples: list[tuple[float, str]] = []  # (time, where) taken while the loop stalled
+        self.stacks: list[tuple[float, list[str]]] = []  # (time, frames outermost first), profile mode
+        self.collections: list[tuple[float, float, int]] = []  # garbage collections: (start, end, generation)
+        self._gc_start: float | None = None
+        self.profile = profile
         self._main = threading.main_thread().ident
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
@@ -93,17 +114,51 @@ class StallMonitor:
     def _tick(self) -> None:
         self.ticks.append(time.perf_counter())
 
+    def _gc(self, phase: str, info: dict[str, int]) -> None:
+        """``gc.callbacks`` hook: every collection's (start, end, generation), whichever thread ran it
+        (a collection holds the GIL, so the GUI thread waits for one run by a worker)."""
+        now = time.perf_counter()
+        if phase == "start":
+            self._gc_start = now
+        elif self._gc_start is not None:
+            self.collections.append((self._gc_start, now, int(info.get("generation", -1))))
+            self._gc_start = None
+
     def _watchdog(self) -> None:
-        while not self._stop.wait(0.02):
+        period = 0.005 if self.profile else 0.02
+        while not self._stop.wait(period):
             last = self.ticks[-1] if self.ticks else None
             now = time.perf_counter()
-            if last is not None and (now - last) * 1000 > STALL_MS:
-                frame = sys._current_frames().get(self._main)
-                if frame is not None:
-                    self.samples.append((now, where(traceback.extract_stack(frame))))
+            gap_ms = (now - last) * 1000 if last is not None else 0.0
+            if gap_ms <= (PROFILE_FROM_MS if self.profile else STALL_MS):
+                continue
+            frame = sys._current_frames().get(self._main)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)
+            if gap_ms > STALL_MS:
+                self.samples.append((now, where(stack)))
+            if self.profile:
+                self.stacks.append((now, [frame_name(f) for f in stack]))
+
+    def profile_of(self, lo: float, hi: float, top: int = 12) -> list[tuple[float, str]]:
+        """``(ms, function)`` of the functions the GUI thread was in between ``lo`` and ``hi`` (inclusive
+        time: a function counts once per sample it is anywhere on the stack), most first; the frames
+        on every sample's stack (the event loop down to the handler that stalled) are left out
+        but for the innermost of them, which names that handler."""
+        period_ms = 5.0
+        counts: Counter[str] = Counter()
+        stacks = [frames for s, frames in self.stacks if lo <= s <= hi]
+        for frames in stacks:
+            counts.update(set(frames))
+        common = [f for f in stacks[0] if counts[f] == len(stacks)] if stacks else []
+        shown = [(n, f) for f, n in counts.most_common() if f not in common[:-1]]
+        return [(n * period_ms, f) for n, f in shown[:top]]
 
     def start(self) -> None:
-        self.ticks, self.samples = [time.perf_counter()], []
+        self.ticks, self.samples, self.stacks, self.collections = [time.perf_counter()], [], [], []
+        if self._gc not in gc.callbacks:
+            gc.callbacks.append(self._gc)
         self._stop.clear()
         self._watch = threading.Thread(target=self._watchdog, daemon=True)
         self._watch.start()
@@ -113,6 +168,8 @@ class StallMonitor:
         """Stop and summarise: longest gap, 99th percentile, gaps over :data:`STALL_MS`, where."""
         self.timer.stop()
         self._stop.set()
+        if self._gc in gc.callbacks:
+            gc.callbacks.remove(self._gc)
         if self._watch is not None:
             self._watch.join()
         t = np.asarray(self.ticks)
@@ -120,10 +177,23 @@ class StallMonitor:
         i = int(np.argmax(gaps))
         lo, hi = t[i], t[i + 1] if len(t) > 1 else t[i]
         during = Counter(w for s, w in self.samples if lo <= s <= hi)
-        return {"longest_ms": float(gaps.max()), "p99_ms": float(np.percentile(gaps, 99)),
+        profiles = []
+        if self.profile:
+            for j in np.argsort(-gaps)[:3]:
+                if gaps[j] > STALL_MS:
+                    profiles.append((float(gaps[j]), self.profile_of(t[j], t[j + 1])))
+        in_gc = sum(max(0.0, min(b, hi) - max(a, lo)) for a, b, _ in self.collections) * 1000
+        return {"profiles": profiles, "gc_ms": in_gc,
+                "gc_max_ms": max(((b - a) * 1000 for a, b, _ in self.collections), default=0.0),
+                "longest_ms": float(gaps.max()), "p99_ms": float(np.percentile(gaps, 99)),
                 "over": int((gaps > STALL_MS).sum()), "ticks": len(t),
                 "where": during.most_common(1)[0][0] if during else "-",
                 "stalls": Counter(w for _, w in self.samples).most_common(5)}
+
+
+def frame_name(f: traceback.FrameSummary) -> str:
+    """``package/module.py:function`` of one frame (no line number: a profile adds up per function)."""
+    return f"{'/'.join(Path(f.filename).parts[-2:])}:{f.name}"
 
 
 def where(stack: traceback.StackSummary, inner: int = 2) -> str:
@@ -229,6 +299,37 @@ def run_model(viewer: Any, seg: Any, mon: StallMonitor, source: str, timeout_s: 
     return res
 
 
+def bare_napari(viewer: Any, mon: StallMonitor, settle_s: float) -> list[tuple[str, str, dict[str, Any]]]:
+    """napari alone, none of the plugin's code: the stall of ``add_labels`` of a zero label map and of
+    ``add_image`` of a float volume (contrast limits given) of the open case's shape and placement;
+    the layers are removed again."""
+    ref = viewer.layers[0]
+    shape, place = ref.data.shape, {"scale": tuple(ref.scale), "translate": tuple(ref.translate)}
+    rows = []
+    for what, make in (("labels", lambda: viewer.add_labels(np.zeros(shape, np.uint8), name="bare", **place)),
+                       ("image", lambda: viewer.add_image(np.zeros(shape, np.float32), name="bare",
+                                                          contrast_limits=(0.0, 1.0), **place))):
+        mon.start()
+        t0 = time.perf_counter()
+        layer = make()
+        seconds = time.perf_counter() - t0
+        wait_until(lambda: False, settle_s)
+        res = mon.stop()
+        res["seconds"] = seconds
+        viewer.layers.remove(layer)
+        wait_until(lambda: False, 0.3)
+        rows.append((f"napari alone: viewer.add_{what}(np.zeros({shape}))", "no plugin code", res))
+    return rows
+
+
+def print_profiles(name: str, res: dict[str, Any]) -> None:
+    """The ``--profile`` samples of the longest stalls of one row."""
+    for gap_ms, funcs in res.get("profiles", []):
+        print(f"  profile of a {gap_ms:.0f} ms stall in '{name}' (inclusive ms, 5 ms samples):")
+        for ms, func in funcs:
+            print(f"    {ms:6.0f}  {func}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", type=Path, default=DEFAULT_CASE)
@@ -236,6 +337,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds one run may take (then cancelled)")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds counted after the result appears")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of the idle baseline row")
+    ap.add_argument("--profile", action="store_true",
+                    help="sample the GUI thread's stack in every stall and print where each long stall went")
+    ap.add_argument("--bare", action="store_true",
+                    help="also time napari alone: add_labels / add_image of arrays of the case's size")
     args = ap.parse_args()
 
     from qtpy.QtWidgets import QApplication
@@ -247,7 +352,7 @@ def main() -> int:
     _, load = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
     _, seg = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment")
     QApplication.processEvents()
-    mon = StallMonitor()
+    mon = StallMonitor(profile=args.profile)
     tmp = Path(tempfile.mkdtemp(prefix="bench_gui_stall_"))
     print(f"machine: {cpu_line()}; load average before: {os.getloadavg()[0]:.2f}; napari {napari.__version__}; "
           f"Qt platform {QApplication.platformName()}")
@@ -269,6 +374,8 @@ def main() -> int:
     res = mon.stop()
     res["seconds"] = args.idle
     rows.append(("idle viewer, case loaded, nothing running", "baseline", res))
+    if args.bare:
+        rows += bare_napari(viewer, mon, args.settle)
     for name in [m for m in args.models.split(",") if m]:
         source, note = model_source(name, tmp)
         if source is None:
@@ -278,18 +385,21 @@ def main() -> int:
         if "info" in res:
             note = f"{note}; {res['info'].get('dtype')}, {res['info'].get('mode')}"
         rows.append((name, res.get("error", note), res))
-        print(f"  {name}: {json.dumps({k: v for k, v in res.items() if k != 'info'}, default=str)}", flush=True)
+        print(f"  {name}: {json.dumps({k: v for k, v in res.items() if k not in ('info', 'profiles')}, default=str)}",
+              flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
+    for name, _note, r in rows:
+        print_profiles(name, r)
     print()
-    print("| run | notes | seconds | longest stall (ms) | 99th percentile gap (ms) | gaps > 100 ms | "
-          "GUI thread during the longest stall |")
-    print("|---|---|---:|---:|---:|---:|---|")
+    print("| run | notes | seconds | longest stall (ms) | of it in garbage collection (ms) | longest collection "
+          "(ms) | 99th percentile gap (ms) | gaps > 100 ms | GUI thread during the longest stall |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
     for name, note, r in rows:
         if "longest_ms" not in r:
-            print(f"| {name} | {note} | - | - | - | - | - |")
+            print(f"| {name} | {note} | - | - | - | - | - | - | - |")
             continue
-        print(f"| {name} | {note} | {r['seconds']:.1f} | {r['longest_ms']:.0f} | {r['p99_ms']:.0f} | "
-              f"{r['over']} | {r['where']} |")
+        print(f"| {name} | {note} | {r['seconds']:.1f} | {r['longest_ms']:.0f} | {r['gc_ms']:.0f} | "
+              f"{r['gc_max_ms']:.0f} | {r['p99_ms']:.0f} | {r['over']} | {r['where']} |")
     worst = max((r["longest_ms"] for _, _, r in rows if "longest_ms" in r), default=0.0)
     print(f"target (every stall under {STALL_MS:.0f} ms): {'met' if worst < STALL_MS else 'NOT met'} "
           f"(longest {worst:.0f} ms)")

@@ -292,12 +292,16 @@ class AutosaveManager:
         if timer is not None:
             timer.start()
 
-    def flush(self, layer: Labels) -> None:
-        """Save ``layer`` now (in the background) instead of after the delay."""
+    def flush(self, layer: Labels, snapshot: np.ndarray | None = None) -> None:
+        """Save ``layer`` now (in the background) instead of after the delay.
+
+        ``snapshot``: a copy of the layer's voxels as they are now that nothing will modify (the
+        session's kept model output of a new prediction), written instead of a fresh copy.
+        """
         timer = self._timers.get(_key(layer))
         if timer is not None:
             timer.stop()
-        self._save(layer)
+        self._save(layer, snapshot)
 
     def flush_all_now(self, timeout_s: float = 5.0) -> None:
         """Write every pending save now and wait for the writes in flight (the application quits)."""
@@ -328,13 +332,14 @@ class AutosaveManager:
         if src is not None:
             discard_recovery(src.case_id, layer.name)
 
-    def _save(self, layer: Labels | None) -> None:
+    def _save(self, layer: Labels | None, snapshot: np.ndarray | None = None) -> None:
         if layer is None:
             return
         src = source_of(layer)
         if src is None:
             return
-        snapshot = np.array(layer.data, dtype=np.uint8, copy=True)
+        if snapshot is None:  # the write runs in a worker while the user may paint on
+            snapshot = np.array(layer.data, dtype=np.uint8, copy=True)
         original = self.session.original_of(layer) if self.session is not None else None
         case_id, name, role = src.case_id, layer.name, src.role
         seq = next(_SEQUENCE)

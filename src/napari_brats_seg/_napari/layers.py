@@ -210,9 +210,11 @@ def label_features() -> pd.DataFrame:
 def warm_up_layer_creation() -> None:
     """Import and initialise, once, what napari's first layers of a session need, so that it is not
     done on the GUI thread when they are added: SciPy's ``ndimage`` (napari's image thumbnails) and
-    pint's unit registry (the layers' ``units``), together over a second. Call it in a worker
+    pint's unit registry (the layers' ``units``), together over a second, and scikit-image's colour
+    module (a labels layer's default colormap, even when another one is given). Call it in a worker
     (the Load widget does, after reading a case); it touches no layer and no Qt object."""
     import scipy.ndimage  # noqa: F401 - napari imports it when it makes the first thumbnail
+    import skimage.color  # noqa: F401 - every Labels layer makes napari's random colormap with it
 
     try:
         import pint
@@ -220,6 +222,20 @@ def warm_up_layer_creation() -> None:
         pint.get_application_registry().Unit("mm")  # the lazy registry builds itself on first use
     except (ImportError, AttributeError):  # pragma: no cover - napari without pint: nothing to warm
         pass
+
+
+def make_layer(data: Any, kwargs: dict, kind: str) -> Any:
+    """The napari layer of a layer-data tuple, made without a viewer: what ``viewer.add_<kind>(data,
+    **kwargs)`` adds (that method makes the same layer and appends it; ``add_image`` first defaults
+    the colormap to gray and the blending to ``translucent_no_depth``, and so does this). Making a
+    layer touches no Qt object, so workers make them and the GUI thread only appends them
+    (``viewer.layers.append``)."""
+    from napari import layers as napari_layers
+
+    if kind == "image":
+        kwargs = {**kwargs, "colormap": kwargs.get("colormap") or "gray",
+                  "blending": kwargs.get("blending") or "translucent_no_depth"}
+    return getattr(napari_layers, kind.capitalize())(data, **kwargs)
 
 
 def contrast_limits(case: Case) -> dict[str, tuple[float, float]]:

@@ -38,6 +38,7 @@ from qtpy.QtCore import QObject, QTimer, Signal
 
 from ..core import labels as lab
 from . import notify
+from .gcpause import thaw
 from .layers import source_of
 
 #: Roles of layers that are references: locked against editing.
@@ -135,6 +136,7 @@ class Session(QObject):
         self.defaults_changed.emit()
 
     def _on_removed(self, event: Any) -> None:
+        thaw()  # a removed layer is a cycle of objects that may be frozen: let the collector free it
         layer = unwrap(event.value)
         k = key(layer)
         self.autosave.forget(layer)
@@ -175,8 +177,9 @@ class Session(QObject):
         self._watch(layer)
         if src.role not in LOCKED_ROLES:
             self.autosave.watch(layer)
-        if new and src.role == "prediction":
-            self.autosave.flush(layer)  # a crash right after a long model run keeps its result
+        if new and src.role == "prediction":  # a crash right after a long model run keeps its result;
+            # the kept model output is that result, copied once: the recovery file is written from it
+            self.autosave.flush(layer, snapshot=self._originals[key(layer)])
 
     def _watch(self, layer: Labels) -> None:
         ref, sref = weakref.ref(layer), weakref.ref(self)

@@ -10,19 +10,22 @@ delivered on the GUI thread:
 - any exception that is not one of the project's own is wrapped (torch's shape errors and
   ``OutOfMemoryError`` are ``RuntimeError``\\ s, which must not cross threads bare);
 - exactly one of :attr:`Task.succeeded`, :attr:`Task.failed` or :attr:`Task.cancelled` is emitted,
-  then always :attr:`Task.done`, where widgets re-enable their inputs.
+  then always :attr:`Task.done`, where widgets re-enable their inputs;
+- GUI work that must follow the result (adding layers) can be split into steps, one per turn of the
+  event loop (:meth:`Task.finish_in_steps`), so that the loop serves repaints and clicks between
+  them; :attr:`Task.done` then comes after the last step.
 
 Nothing in the worker thread touches Qt widgets or layers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from napari.qt.threading import create_worker
 from napari.utils import progress
-from qtpy.QtCore import QObject, Signal, Slot
+from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
 from ..core.errors import BratsSegError, Cancelled
 from ..core.progress import CancelToken
@@ -71,6 +74,8 @@ class Task(QObject):
         self._ended = False  # succeeded, failed or cancelled has been emitted
         self._raw_progress.connect(self._on_progress)
         self._worker: Any = None
+        self._steps: Iterator[Any] | None = None  # GUI steps still to run (finish_in_steps)
+        self._finished = False  # the worker has finished; done waits for the steps
 
     # -- worker thread ---------------------------------------------------------------------
     def _emit_progress(self, done: int, total: int, message: str = "") -> None:
@@ -102,6 +107,36 @@ class Task(QObject):
     def cancel(self) -> None:
         """Ask the work to stop at its next check of the cancel token."""
         self.token.cancel()
+
+    def finish_in_steps(self, steps: Iterable[Any]) -> None:
+        """Run ``steps`` on the GUI thread, one item per turn of the event loop, before :attr:`done`.
+
+        Call it from a :attr:`succeeded` handler with a generator whose every ``next()`` does one
+        short piece of GUI work (e.g. adds one layer). The task stays running (:attr:`is_running`)
+        and :attr:`done` is emitted after the last step, so that whoever waits for ``done`` finds all
+        of the work done. An exception in a step ends the steps and is shown as an error
+        notification (:attr:`succeeded` was already emitted, so :attr:`failed` is not).
+        """
+        self._steps = iter(steps)
+        QTimer.singleShot(0, self._next_step)
+
+    @Slot()
+    def _next_step(self) -> None:
+        if self._steps is None:
+            return
+        try:
+            next(self._steps)
+        except StopIteration:
+            self._steps = None
+        except Exception as exc:  # noqa: BLE001 - a failed step is shown, never a traceback
+            self._steps = None
+            self.error = exc
+            error(f"{self.description[:1].upper()}{self.description[1:]} did not finish.",
+                  f"{type(exc).__name__}: {message_of(exc)}")
+        if self._steps is not None:
+            QTimer.singleShot(0, self._next_step)
+        elif self._finished:
+            self._finish()
 
     @Slot(int, int, str)
     def _on_progress(self, done: int, total: int, message: str) -> None:
@@ -143,6 +178,11 @@ class Task(QObject):
 
     @Slot()
     def _on_finished(self) -> None:
+        self._finished = True
+        if self._steps is None:
+            self._finish()
+
+    def _finish(self) -> None:
         self.is_running = False
         if self._pbar is not None:
             self._pbar.close()

@@ -40,11 +40,11 @@ from ...core.case import MODALITIES, MODALITY_NAMES
 from ...core.errors import BratsSegError, CaseError
 from ...core.geometry import Geometry
 from ...core.io import AFFINE_ATOL, CaseFiles, find_case_files, is_nifti_name, read_case
-from ..layers import case_ids, case_layer_data
+from .. import gcpause
+from ..layers import case_ids, case_layer_data, make_layer
 from ..notify import error
 from ..session import Session
 from ..worker import Task, start_task
-from ._qt import add_layer_data
 from .qc import QCPanel
 from .study import StudyPanel
 
@@ -244,8 +244,8 @@ class LoadWidget(QWidget):
         """Read the chosen files in the background and add the case's layers when done."""
         if self.files is None and self.path_edit.text().strip():
             self.inspect(self.path_edit.text().strip())
-        if self.files is None or not self.geometry_ok:
-            return None
+        if self.task is not None or self.files is None or not self.geometry_ok:
+            return None  # (a load still reading or adding its layers finishes first)
         files = self.files
         decided = self._decide_others(files.case_id)
         if decided is None:
@@ -256,10 +256,13 @@ class LoadWidget(QWidget):
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
             from .. import layers
 
-            case = read_case(files)
-            limits = layers.contrast_limits(case)  # whole-volume percentiles: not on the GUI thread
-            layers.warm_up_layer_creation()  # off the GUI thread, where adding the layers would do it
-            return case, limits
+            with gcpause.paused():  # then full garbage collections skip all this (gcpause)
+                case = read_case(files)
+                limits = layers.contrast_limits(case)  # whole-volume percentiles: not on the GUI thread
+                layers.warm_up_layer_creation()  # off the GUI thread, where adding the layers would do it
+                # the napari layers are made here too: the GUI thread only appends them, one per turn
+                made = [layers.make_layer(*ld) for ld in case_layer_data(case, limits)]
+            return case, made
 
         self.task = start_task(work, description=f"loading {files.case_id}", wrap=CaseError,
                                on_success=self._add_case, on_done=self._done)
@@ -288,13 +291,30 @@ class LoadWidget(QWidget):
         return out
 
     def _add_case(self, loaded: Any) -> None:
-        """Add a read case's layers: ``loaded`` is the case, or ``(case, contrast limits)`` from the worker."""
-        case, limits = loaded if isinstance(loaded, tuple) else (loaded, None)
+        """Add a read case's layers: ``loaded`` is the case, or ``(case, its napari layers)`` from the worker.
+
+        With a running task the layers go in one per turn of the event loop (each costs napari a
+        noticeable moment to add: its controls, its visual, the layer list); the task's ``done``
+        comes after the last.
+        """
+        case, made = loaded if isinstance(loaded, tuple) else (loaded, None)
+        steps = self._case_steps(case, made)
+        if self.task is not None:
+            self.task.finish_in_steps(steps)
+        else:
+            for _ in steps:
+                pass
+
+    def _case_steps(self, case: Any, made: list[Any] | None) -> Any:
+        """The GUI work of :meth:`_add_case`, one short step per ``next()``."""
         for other, action in self._others.items():
             if action == "close":
                 self.session.close_case(other)
+                yield
         self._others = {}
-        add_layer_data(self.viewer, case_layer_data(case, limits))
+        for layer in made if made is not None else [make_layer(*ld) for ld in case_layer_data(case)]:
+            self.viewer.layers.append(layer)
+            yield
         self.viewer.reset_view()
         folders = {Path(p).parent for p in case.sources.values()}
         self.qc_panel.set_case(case.case_id, folders.pop() if len(folders) == 1 else None)

@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -32,7 +33,16 @@ from qtpy.QtWidgets import (
 
 from ...core.errors import InferenceError
 from ...core.memory import keep_freed_memory
-from ..layers import LayerSource, case_from_layers, case_ids, labels_layer_data, source_of, world_placement
+from .. import gcpause
+from ..layers import (
+    LayerSource,
+    case_from_layers,
+    case_ids,
+    labels_layer_data,
+    make_layer,
+    source_of,
+    world_placement,
+)
 from ..notify import error
 from ..notify import info as notify_info
 from ..session import Session
@@ -96,6 +106,11 @@ class SegmentWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        # Progress rewrites this text many times a run: a label that took the size of each text made
+        # the dock, hence napari's canvas, resize and redraw (a stall each time). Its width follows the
+        # dock, and it keeps the height of three lines unless a longer message (an error) needs more.
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+        self.status.setMinimumHeight(3 * self.status.fontMetrics().lineSpacing())
 
         pick = QHBoxLayout()
         pick.addWidget(self.file_button)
@@ -216,14 +231,19 @@ class SegmentWidget(QWidget):
             return None
         post = {"min_component_voxels": self.min_component.value(), "et_min_voxels": self.et_min.value()}
         self._run_post = dict(post)
+        ref = next(s for ly in self.viewer.layers
+                   if (s := source_of(ly)) is not None and s.case_id == case.case_id and s.role == "image")
+        with_uncertainty = self.uncertainty.isChecked()
 
         def work(on_progress: Any = None, cancel: Any = None) -> Any:
-            from ...core.inference import predict
-            from ...core.models.registry import load_model
+            with gcpause.paused():  # torch, MONAI and the model: long-lived, made without a collection
+                from ...core.inference import predict
+                from ...core.models.registry import load_model
 
-            model = load_model(source, device="cpu")
-            return predict(case, model, device=device, tta=tta, postprocess=post, on_progress=on_progress,
-                           cancel=cancel, runtime=runtime)
+                model = load_model(source, device="cpu")
+            seg = predict(case, model, device=device, tta=tta, postprocess=post, on_progress=on_progress,
+                          cancel=cancel, runtime=runtime)
+            return seg, result_layers(seg, ref, post, with_uncertainty)  # made here, appended by the GUI
 
         self._set_running(True)
         self.status.setText(f"Segmenting {case.case_id}...")
@@ -249,19 +269,26 @@ class SegmentWidget(QWidget):
         self.status.setText("Cancelled.")
         notify_info("Segmentation cancelled.")
 
-    def _on_result(self, seg: Any) -> None:
+    def _on_result(self, result: Any) -> None:
+        """Add the run's layers (made by the worker), one per turn of the event loop."""
+        seg, made = result
         self.last_result = seg
-        ref = next(s for ly in self.viewer.layers
-                   if (s := source_of(ly)) is not None and s.case_id == self._case_id and s.role == "image")
-        src = LayerSource(info=ref.info, role="prediction")
-        name = f"{result_name(seg.info, self._run_post)} [{ref.case_id}]"
-        data, kwargs, _ = labels_layer_data(seg.labels, src, name)
-        self.last_layer = self.viewer.add_labels(data, **kwargs)
-        if self.uncertainty.isChecked() and seg.uncertainty is not None:
-            usrc = LayerSource(info=ref.info, role="uncertainty")
-            self.viewer.add_image(seg.uncertainty, name=f"uncertainty [{ref.case_id}]", colormap="magma",
-                                  blending="additive", contrast_limits=(0.0, 0.5),
-                                  metadata={"brats_seg": usrc}, **world_placement(ref.geometry))
+        if not any((s := source_of(ly)) is not None and s.case_id == self._case_id for ly in self.viewer.layers):
+            self.status.setText(f"Case {self._case_id} was closed during the run; its result was not added.")
+            return
+        if self.task is not None:
+            self.task.finish_in_steps(self._result_steps(seg, made))
+        else:
+            for _ in self._result_steps(seg, made):
+                pass
+
+    def _result_steps(self, seg: Any, made: list[Any]) -> Any:
+        self.viewer.layers.append(made[0])
+        self.last_layer = made[0]
+        yield
+        for layer in made[1:]:  # the uncertainty map
+            self.viewer.layers.append(layer)
+            yield
         secs = seg.info.get("seconds")
         ran = str(seg.info.get("runtime", "torch")).split(" ")[0]
         self.status.setText(f"Done in {secs:.1f} s on {seg.info.get('device', '?')} ({ran})" if secs is not None
@@ -270,6 +297,20 @@ class SegmentWidget(QWidget):
     def _on_done(self) -> None:
         self.task = None
         self._set_running(False)
+
+
+def result_layers(seg: Any, ref: LayerSource, post: dict[str, int], with_uncertainty: bool) -> list[Any]:
+    """The napari layers of a segmentation (made off the GUI thread): the labels layer, named by
+    :func:`result_name`, then the uncertainty map when asked for and present."""
+    src = LayerSource(info=ref.info, role="prediction")
+    out = [make_layer(*labels_layer_data(seg.labels, src, f"{result_name(seg.info, post)} [{ref.case_id}]"))]
+    if with_uncertainty and seg.uncertainty is not None:
+        usrc = LayerSource(info=ref.info, role="uncertainty")
+        out.append(make_layer(seg.uncertainty, {
+            "name": f"uncertainty [{ref.case_id}]", "colormap": "magma", "blending": "additive",
+            "contrast_limits": (0.0, 0.5), "metadata": {"brats_seg": usrc}, **world_placement(ref.geometry)},
+            "image"))
+    return out
 
 
 def result_name(info: dict[str, Any], post: dict[str, int]) -> str:
