@@ -36,7 +36,7 @@ log = logging.getLogger("napari_brats_seg.runtimes")
 
 #: CPU kind -> the runtime ``"auto"`` runs DeepMedic on (measured: bench/bench_deepmedic.py, README
 #: "DeepMedic / Speed"); kinds not listed run on torch.
-AUTO_TABLE: dict[str, str] = {"avx2": "openvino", "avx512": "openvino"}
+AUTO_TABLE: dict[str, str] = {"avx2": "openvino"}
 #: The runtimes DeepMedic runs on.
 RUNTIMES: tuple[str, ...] = ("torch", "openvino")
 #: Bumped when the graphs or their export change (older cache entries are then not reused).
@@ -157,6 +157,8 @@ class OpenVinoParts:
 
         self.net = net
         core = ov.Core()
+        # OpenVINO keeps the compiled graphs beside the export: later processes load instead of compiling
+        core.set_property({"CACHE_DIR": str(Path(folder) / "compiled")})
         config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
                   "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
         self.requests = {}
