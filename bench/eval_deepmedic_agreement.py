@@ -6,7 +6,7 @@ original's grid) against the original DeepMedic 0.8.4's predictions in
 ``../shared/models/captk-deepmedic/reference_predictions`` (Dice per region), and both against the
 ground truth next to the numbers that folder's README records.
 
-    python3 bench/eval_deepmedic_agreement.py [--precision fp32|bf16] [--cases ID ...]
+    python3 bench/eval_deepmedic_agreement.py [--precision fp32|bf16] [--cases ID ...] [--runtime auto|torch|openvino]
 """
 
 from __future__ import annotations
@@ -53,12 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16")
     parser.add_argument("--cases", nargs="*", help="case ids (default: all 13)")
+    parser.add_argument("--runtime", choices=("auto", "torch", "openvino"), default="auto",
+                        help="what runs the port's network (core/models/deepmedic/runtime.py)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     model = load_captk_deepmedic(MODEL)
     dirs = [d for d in case_dirs() if not args.cases or d.name in args.cases]
-    print(f"DeepMedic port vs the original DeepMedic 0.8.4 (CaPTk model), precision {args.precision}")
+    print(f"DeepMedic port vs the original DeepMedic 0.8.4 (CaPTk model), precision {args.precision}, "
+          f"runtime {model.network.use_runtime(args.runtime, 'cpu', args.precision)}")
     print("| case | agreement WT | TC | ET | voxels labelled differently | ours vs GT WT | TC | ET | "
           "original vs GT (README) WT | TC | ET | s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for d in dirs:
         t0 = time.perf_counter()
         case = io.read_case(d)
-        labels = segment_case(case, model, precision=args.precision)
+        labels = segment_case(case, model, precision=args.precision, runtime=args.runtime)
         seconds = time.perf_counter() - t0
         ref, _, _ = io.read_labels(MODEL / "reference_predictions" / f"{case.case_id}_deepmedic.nii.gz",
                                    scheme="brats2021", geometry=case.geometry)

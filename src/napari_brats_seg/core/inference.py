@@ -353,10 +353,11 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
         fallbacks.append(sized)
         log.info(sized)
     backend, run, batch = None, None, None
+    own = _own_runtime(network, runtime, device, prec) if self_tiling else None
     while True:
         try:
-            backend, prec = _backend(runtime, network, spec, device, prec, precision, weights_id,
-                                     _export_shape(spec, window))
+            backend, prec = _backend("torch" if own else runtime, network, spec, device, prec, precision,
+                                     weights_id, _export_shape(spec, window))
             with _on_device(network, device, prec):
                 run = Runner(network, device, prec, on_progress, cancel, backend)
                 run.batch = batch if batch is not None else _window_batch(window, spec, device, prec)
@@ -389,7 +390,13 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
             else "whole volume" if len(plan_windows(x.shape[1:], window, overlap)) == 1 else "sliding window")
     assert run is not None
     return NetworkOutput(mean, s1, s2, len(flips), window, device, prec, run.units, mode, fallbacks,
-                         run.backend.label)
+                         own or run.backend.label)
+
+
+def _own_runtime(network: Any, runtime: str, device: torch.device, prec: Precision) -> str | None:
+    """For a self-tiling network that picks its runtime itself (``use_runtime``, DeepMedic), what runs it."""
+    use = getattr(network, "use_runtime", None)
+    return str(use(runtime, device, prec.dtype)) if callable(use) else None
 
 
 def background_fill(spec: ModelSpec) -> list[float]:
@@ -450,7 +457,7 @@ def _weights_id(model: LoadedModel, spec: ModelSpec, runtime: str, device: torch
     """The weights' identity when an exported runtime will run ``model`` (its cache key), else None."""
     from .runtimes import choose
 
-    if choose(runtime, spec, device) == "torch":
+    if spec.self_tiling or choose(runtime, spec, device) == "torch":  # self-tiling: its own runtime, own cache
         return None
     from .models.registry import weights_id
 

@@ -5,6 +5,8 @@ The package's modules, in dependency order (each imports only those above it):
 - :mod:`.tiling`: where DeepMedic's inference tiles fall and what its subsampled pathways see.
 - :mod:`.tf_checkpoint`: a reader of TensorFlow checkpoints (index and data files) without TensorFlow.
 - :mod:`.fast`: the fast inference path (dense normal pathway, low-resolution first FC layer).
+- :mod:`.graphs`: the fast path's three steps as exportable torch modules (ONNX / OpenVINO).
+- :mod:`.runtime`: those steps on OpenVINO (``--runtime openvino``; auto where measured faster).
 - :mod:`.network`: the network (:class:`~.network.DeepMedic`) and its architecture arguments.
 - :mod:`.captk`: CaPTk's model folder read into a :class:`~napari_brats_seg.core.models.spec.LoadedModel`,
   and :func:`~.captk.segment_case`, the original's pipeline on a case.

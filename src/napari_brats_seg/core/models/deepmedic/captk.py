@@ -271,7 +271,7 @@ def load_captk_deepmedic(folder: str | Path, device: str = "cpu") -> LoadedModel
 
 
 def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback | None = None,
-                 cancel: CancelToken | None = None, precision: str = "fp32") -> np.ndarray:
+                 cancel: CancelToken | None = None, precision: str = "fp32", runtime: str = "auto") -> np.ndarray:
     """Segment a :class:`~napari_brats_seg.core.case.Case` as CaPTk's DeepMedic does.
 
     The same path as :func:`~napari_brats_seg.core.inference.predict` (:func:`.placement.prepare`,
@@ -291,6 +291,8 @@ def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback
         Passed to :meth:`DeepMedic.predict_volume`.
     precision
         ``"fp32"`` or ``"bf16"`` (bfloat16 autocast and channels-last on the CPU).
+    runtime
+        ``"auto"``, ``"torch"`` or ``"openvino"`` (:meth:`DeepMedic.use_runtime`).
 
     Returns
     -------
@@ -308,7 +310,7 @@ def segment_case(case: Any, model: LoadedModel, *, on_progress: ProgressCallback
     net.precision = precision
     try:
         out = run_network(net, spec, x, placement, device=next(net.parameters()).device, precision=precision,
-                          on_progress=on_progress, cancel=cancel, what=f"case {case.case_id}")
+                          on_progress=on_progress, cancel=cancel, what=f"case {case.case_id}", runtime=runtime)
     finally:
         net.precision = previous
     labels = placement.restore(decode(out.mean, spec), labels=True)

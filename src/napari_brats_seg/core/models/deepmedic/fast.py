@@ -290,10 +290,59 @@ def _slabs(work: _Work, slab: int) -> list[tuple[Any, ...]]:
     return slabs
 
 
+class TorchParts:
+    """The three steps of :func:`run_tiles` in torch (the other runtimes: :mod:`.runtime`).
+
+    - :meth:`normal`: the normal pathway on a slab ``(1, C, ...)`` -> ``(C_n, ...)``.
+    - :meth:`subsampled`: a batch of tiles' subsampled inputs -> the first FC layer's part on them
+      (``None`` without subsampled pathways) and the pathways' outputs.
+    - :meth:`fc`: the FC layers on units (normal maps around them, the subsampled part and maps at
+      them) -> float32 CPU logits.
+    """
+
+    name = "torch"
+
+    def __init__(self, net: DeepMedic, device: torch.device) -> None:
+        self.net, self.device = net, device
+        self.folded = [fold_pathway(p) for p in (net.normal, *net.subsampled)]
+        self.fc_folded = fc_fold(net)
+        self.kernels = low_res_kernels(net, None if self.fc_folded is None else self.fc_folded[0])
+
+    def normal(self, inp: torch.Tensor) -> torch.Tensor:
+        """The normal pathway's maps of one slab."""
+        return run_pathway(self.net.normal, self.folded[0], inp.to(self.device))[0]
+
+    def subsampled(self, lrs: Sequence[torch.Tensor]) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+        """The first FC layer's part on the subsampled maps of a batch of tiles, and those maps."""
+        net = self.net
+        lr_outs = [run_pathway(path, fp, x.to(self.device)) for path, fp, x in zip(net.subsampled, self.folded[1:], lrs)]
+        return (_first_fc_subsampled(net, lr_outs, self.kernels) if lr_outs else None), lr_outs
+
+    def fc(self, x_n: torch.Tensor, y_sub: torch.Tensor | None, u_c: torch.Tensor | None, c0: int) -> torch.Tensor:
+        """Logits of units: ``x_n`` the normal maps of their windows, ``y_sub``/``u_c`` gathered at them."""
+        net, fc = self.net, self.fc_folded
+        first = net.fc.blocks[0]
+        c_n = x_n.shape[1]
+        size = x_n.shape[2] - (first.weight.shape[-1] - 1)
+        w_n = first.weight[:, :c_n] * first.keep
+        if fc is not None:  # the second FC block's batch norm, folded in (fc_fold)
+            w_n = w_n * fc[0].view(-1, 1, 1, 1, 1)
+        x_n = x_n.to(self.device)
+        h1 = conv3d(first.activate(x_n, slice(0, c_n)), w_n, None if fc is None else fc[1])
+        ctr = x_n[:, :, c0 : c0 + size, c0 : c0 + size, c0 : c0 + size]
+        if y_sub is not None and u_c is not None:
+            h1 = h1 + y_sub.to(h1.dtype)
+            ctr = torch.cat([ctr, u_c.to(ctr.dtype)], dim=1)
+        return _fc_rest(net, h1, ctr, folded=fc is not None).float().cpu()
+
+
 def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch.device,
               on_progress: ProgressCallback | None, cancel: CancelToken | None, batch_size: int,
-              slab: int, block: int) -> torch.Tensor:
-    """Logits ``(n_classes, *padded.shape)`` of DeepMedic's tiles of ``plan`` (see the module doc)."""
+              slab: int, block: int, parts: Any = None) -> torch.Tensor:
+    """Logits ``(n_classes, *padded.shape)`` of DeepMedic's tiles of ``plan`` (see the module doc).
+
+    ``parts`` computes the three steps (:class:`TorchParts` by default; :mod:`.runtime` for the others).
+    """
     if net.rec_field_net == net.rec_field:  # mirror-padded first FC layer: tile by tile
         return _run_whole_tiles(net, plan, bf16=bf16, device=device, on_progress=on_progress, cancel=cancel,
                                 batch_size=batch_size)
@@ -307,16 +356,15 @@ def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch
         # 1. the normal pathway, densely, slab by slab where the units need it
         c_n = net.normal.blocks[-1].weight.shape[0]
         feats = torch.zeros((c_n,) + work.box, dtype=dtype)
-        folded = [fold_pathway(p) for p in (net.normal, *net.subsampled)]
-        fc = fc_fold(net)
+        parts = TorchParts(net, device) if parts is None else parts
         r = net.rec_field - 1
         padded, f_lo = plan["padded"], work.f_lo
         for done, (a0, b0, (a1, b1), (a2, b2)) in enumerate(slabs, start=1):
             check(cancel)
             inp = torch.from_numpy(np.ascontiguousarray(padded[
                 :, f_lo[0] + a0 : f_lo[0] + b0 + r, f_lo[1] + a1 : f_lo[1] + b1 + r,
-                f_lo[2] + a2 : f_lo[2] + b2 + r]))[None].to(device)
-            feats[:, a0:b0, a1:b1, a2:b2] = run_pathway(net.normal, folded[0], inp)[0].to("cpu", dtype)
+                f_lo[2] + a2 : f_lo[2] + b2 + r]))[None]
+            feats[:, a0:b0, a1:b1, a2:b2] = parts.normal(inp).to("cpu", dtype)
             report(on_progress, done, total, "DeepMedic normal pathway")
         # 2. per batch of tiles: subsampled pathways and the first FC layer's part on them (low
         #    resolution), then per unit the part on the normal maps and the other FC layers
@@ -324,53 +372,34 @@ def run_tiles(net: DeepMedic, plan: dict[str, Any], *, bf16: bool, device: torch
         by_tile: dict[int, list[tuple[tuple[int, int, int], int]]] = {}
         for i, o, n in work.units:
             by_tile.setdefault(i, []).append((o, n))
-        kernels = low_res_kernels(net, None if fc is None else fc[0])
         for done, start in enumerate(range(0, n_tiles, batch_size), start=len(slabs) + 1):
             check(cancel)
             idx = [i for i in range(start, min(start + batch_size, n_tiles)) if i in by_tile]
             if idx:
-                _tile_batch(net, plan, work, feats, out, idx, by_tile, kernels, device, folded, fc)
+                _tile_batch(net, plan, work, feats, out, idx, by_tile, parts)
             report(on_progress, done, total, "DeepMedic tiles")
     return out
 
 
 def _tile_batch(net: DeepMedic, plan: dict[str, Any], work: _Work, feats: torch.Tensor, out: torch.Tensor,
-                idx: list[int], by_tile: dict[int, list[tuple[tuple[int, int, int], int]]],
-                kernels: list[tuple[slice, torch.Tensor]], device: torch.device, folded: list[list[Folded]],
-                fc: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+                idx: list[int], by_tile: dict[int, list[tuple[tuple[int, int, int], int]]], parts: Any) -> None:
     """One batch of tiles ``idx``: subsampled pathways, then the FC layers per unit, written into ``out``."""
     padded, tiles, bg = plan["padded"], plan["tiles"], plan["background"]
     lrs = [torch.from_numpy(np.stack([
         subsampled_segment(padded, bg, tiles[i], f, net.rec_field, net.path_out_size, net.subsampled_input_size(f))
         for i in idx])) for f in net.factors]
-    lr_outs = [run_pathway(path, fp, x.to(device)) for path, fp, x in zip(net.subsampled, folded[1:], lrs)]
-    y_sub = _first_fc_subsampled(net, lr_outs, kernels) if lr_outs else None
+    y_sub, lr_outs = parts.subsampled(lrs) if lrs else (None, [])
     u_c = _repeat_centre(net, lr_outs, work.c0, net.out_size) if lr_outs else None
     for size in sorted({n for i in idx for _, n in by_tile[i]}):
         todo = [(b_i, i, o) for b_i, i in enumerate(idx) for o, n in by_tile[i] if n == size]
         sl = [(b_i, tuple(slice(o[d], o[d] + size) for d in range(3))) for b_i, _, o in todo]
         win = [tuple(slice(tiles[i][d] + o[d] - work.f_lo[d], tiles[i][d] + o[d] - work.f_lo[d] + size + work.k - 1)
                      for d in range(3)) for _, i, o in todo]
-        logits = _fc_units(net, feats, win, sl, size, work.c0, y_sub, u_c, device, fc)
+        x_n = torch.stack([feats[(slice(None),) + w] for w in win])
+        ys = _gather(y_sub, sl, size) if y_sub is not None else None
+        uc = _gather(u_c, sl, size) if u_c is not None else None
+        logits = parts.fc(x_n, ys, uc, work.c0)
         _write_blocks(net, out, work, tiles, [(i, o) for _, i, o in todo], logits, size)
-
-
-def _fc_units(net: DeepMedic, feats: torch.Tensor, win: list[tuple[slice, ...]], sl: list[tuple[int, tuple[slice, ...]]],
-              size: int, c0: int, y_sub: torch.Tensor | None, u_c: torch.Tensor | None,
-              device: torch.device, fc: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """The FC layers on units of one ``size``: the first one's part on the normal maps plus ``y_sub``, then the rest."""
-    first = net.fc.blocks[0]
-    c_n = feats.shape[0]
-    w_n = first.weight[:, :c_n] * first.keep
-    if fc is not None:  # the second FC block's batch norm, folded in (fc_fold)
-        w_n = w_n * fc[0].view(-1, 1, 1, 1, 1)
-    x_n = torch.stack([feats[(slice(None),) + w] for w in win]).to(device)
-    h1 = conv3d(first.activate(x_n, slice(0, c_n)), w_n, None if fc is None else fc[1])
-    ctr = x_n[:, :, c0 : c0 + size, c0 : c0 + size, c0 : c0 + size]
-    if y_sub is not None and u_c is not None:
-        h1 = h1 + _gather(y_sub, sl, size).to(h1.dtype)
-        ctr = torch.cat([ctr, _gather(u_c, sl, size).to(ctr.dtype)], dim=1)
-    return _fc_rest(net, h1, ctr, folded=fc is not None).float().cpu()
 
 
 def _gather(t: torch.Tensor, sl: list[tuple[int, tuple[slice, ...]]], size: int) -> torch.Tensor:

@@ -30,6 +30,7 @@ with the image's border intensity outside it.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -43,6 +44,8 @@ from ...errors import ModelError
 from ...progress import CancelToken, ProgressCallback
 from .fast import conv3d, residual, run_tiles
 from .tiling import corner_background, plan_tiles
+
+_log = logging.getLogger("napari_brats_seg.runtimes")
 
 #: The CaPTk model's architecture (``modelConfig.txt``), as constructor arguments of :class:`DeepMedic`.
 CAPTK_ARCH: dict[str, Any] = {
@@ -192,7 +195,37 @@ class DeepMedic(nn.Module):
         self.class_bias = nn.Parameter(torch.zeros(n_classes))
         #: ``"fp32"`` or ``"bf16"`` (bfloat16 autocast, channels-last convolutions, in :meth:`predict_volume`).
         self.precision = "fp32"
+        #: ``"torch"`` or ``"openvino"``: what runs :meth:`predict_volume`'s steps (:meth:`use_runtime`).
+        self.runtime = "torch"
         self.eval()
+
+    def use_runtime(self, runtime: str, device: torch.device | str = "cpu", precision: str = "fp32") -> str:
+        """Run :meth:`predict_volume` on ``runtime`` (``"auto"``, ``"torch"``, ``"openvino"``) from now on.
+
+        The export and compilation happen here (once per process and weights; exports are cached on
+        disk), so that they are not counted as the first tile's work. Returns what runs it, e.g.
+        ``"openvino 2026.4.1 fp32"`` or ``"torch 2.13.0 fp32"``.
+
+        Raises
+        ------
+        napari_brats_seg.core.runtimes.RuntimeNotInstalled, ModelError
+            As :func:`.runtime.choose_runtime`; an export that fails when OpenVINO is asked for by name
+            (with ``"auto"`` it falls back to torch with a logged warning).
+        """
+        from ...errors import InferenceError
+        from .runtime import choose_runtime, parts_for
+
+        name = choose_runtime(runtime, device)
+        bf16 = precision == "bf16"
+        try:
+            _, label = parts_for(self, name, bf16=bf16, device=torch.device(device))
+        except InferenceError as exc:
+            if str(runtime).lower() != "auto":
+                raise
+            _log.warning("DeepMedic: %s; running it on torch", exc)
+            name, label = "torch", ""
+        self.runtime = name if label else "torch"
+        return label or f"torch {torch.__version__.split('+')[0]} {'bf16' if bf16 else 'fp32'}"
 
     # ------------------------------------------------------------------ one batch of segments
 
@@ -276,7 +309,8 @@ class DeepMedic(nn.Module):
         Notes
         -----
         Runs in bfloat16 (channels-last convolutions) when :attr:`precision` is ``"bf16"`` or a CPU
-        bf16 autocast is active around the call; otherwise float32.
+        bf16 autocast is active around the call; otherwise float32. On the CPU its three steps run on
+        :attr:`runtime` (:meth:`use_runtime`; OpenVINO with the same precision hint, :mod:`.runtime`).
         """
         if x.ndim != 5 or x.shape[0] != 1:
             raise ModelError(f"DeepMedic expects a (1, C, a0, a1, a2) volume, got {tuple(x.shape)}")
@@ -297,8 +331,13 @@ class DeepMedic(nn.Module):
             whole[(slice(None),) + region] = img
             img = whole
         plan = plan_tiles(img, self.rec_field_net, self.segment_size)
-        out = run_tiles(self, plan, bf16=bf16, device=device, on_progress=on_progress, cancel=cancel,
-                        batch_size=batch_size, slab=slab, block=block)
+        parts = None
+        if self.runtime != "torch" and device.type == "cpu":
+            from .runtime import parts_for
+
+            parts, _ = parts_for(self, self.runtime, bf16=bf16, device=device)
+        out = run_tiles(self, plan, bf16=bf16 and parts is None, device=device, on_progress=on_progress,
+                        cancel=cancel, batch_size=batch_size, slab=slab, block=block, parts=parts)
         pad_lo = plan["pad_lo"]
         crop = tuple(slice(a + r.start, a + r.stop) for a, r in zip(pad_lo, region))
         return out[(slice(None),) + crop].unsqueeze(0).to(x.device)
