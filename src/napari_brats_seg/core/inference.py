@@ -19,8 +19,8 @@ Pipeline (every step follows the model's :class:`~.models.spec.ModelSpec`)
      crop fits in it; otherwise windows of ``patch_size`` on an even grid with ``overlap``,
      blended with MONAI's Gaussian importance map (``sigma_scale`` 0.125, as MONAI's
      ``sliding_window_inference(mode="gaussian")`` and nnU-Net), up to :data:`~.passes.WINDOW_BATCH`
-     windows per forward pass (fewer when memory is short: :func:`_window_batch`; one after an
-     out-of-memory error, before the windows shrink).
+     windows per forward pass (fewer when memory is short: :func:`~.window_plan.window_batch`; one
+     after an out-of-memory error, before the windows shrink).
    - ``dims == 2``: axial slices in balanced batches of at most :data:`SLICE_BATCH`.
 
    Test-time augmentation (``tta=True``): every combination of flips of the spatial axes (8 in 3D,
@@ -35,8 +35,8 @@ Pipeline (every step follows the model's :class:`~.models.spec.ModelSpec`)
    restored, which gives the same labels with less memory.
 
 Device and precision come from :mod:`.device`. On a GPU that runs out of memory the windows are
-halved (down to :data:`MIN_WINDOW`), then the work moves to the CPU; both are recorded in
-``info["fallbacks"]`` and warned about. Errors raised by the network become
+halved (down to :data:`~.window_plan.MIN_WINDOW`), then the work moves to the CPU; both are recorded
+in ``info["fallbacks"]`` and warned about. Errors raised by the network become
 :class:`~.errors.InferenceError` with the original message.
 """
 
@@ -59,7 +59,7 @@ import torch
 from .case import Case
 from .device import Precision, choose_precision, empty_cache, is_out_of_memory, resolve_device
 from .errors import BratsSegError, InferenceError
-from .memory import available_bytes, keep_freed_memory
+from .memory import keep_freed_memory
 from .models.spec import LoadedModel, ModelSpec
 from .passes import (
     DEFAULT_OVERLAP,
@@ -71,16 +71,13 @@ from .passes import (
     pass_3d,
     pass_volume,
     plan_windows,
-    round_up,
 )
 from .placement import BRAIN_MARGIN, Placement, Resample, prepare, slice_axis
 from .postprocess import check_options, clean_labels, labels_from_softmax, merge_regions, region_probabilities
 from .progress import CancelToken, ProgressCallback, check, report
+from .window_plan import fit_memory, shrink, whole_or_patch, window_batch
 
 log = logging.getLogger(__name__)
-
-#: Smallest window edge the out-of-memory fallback shrinks to.
-MIN_WINDOW = 32
 
 
 @dataclass
@@ -179,12 +176,6 @@ def _run_members(run: Runner, x: np.ndarray, spec: ModelSpec, flips: list[tuple[
     return (mean if len(flips) == 1 else mean / len(flips)), s1, s2
 
 
-def _shrink(window: tuple[int, ...], k: int) -> tuple[int, ...] | None:
-    new = tuple(max(round_up(max(w // 2, 1), k), round_up(MIN_WINDOW, k)) if w > MIN_WINDOW else w
-                for w in window)
-    return new if new != window else None
-
-
 @dataclass
 class NetworkOutput:
     """What :func:`run_network` returns.
@@ -228,68 +219,6 @@ def _on_device(net: Any, dev: torch.device, prec: Precision) -> Iterator[None]:
         if prec.channels_last:
             net.to(memory_format=torch.contiguous_format)
         net.to(home)
-
-
-def _windows(shape: Sequence[int], spec: ModelSpec, self_tiling: bool) -> tuple[int, ...]:
-    """The window of a padded input: the whole of it, or ``spec.patch_size`` when it does not fit."""
-    if (spec.patch_size is None or spec.dims == 2 or self_tiling
-            or all(int(s) <= int(w) for s, w in zip(shape, spec.patch_size))):
-        return tuple(int(s) for s in shape)
-    return tuple(int(w) for w in spec.patch_size)
-
-
-#: Peak bytes per voxel of a 3D window, per feature map of the network's first level, in fp32 (half in
-#: bf16): measured on a whole-volume SegResNet pass (16 filters, 240 x 240 x 160 voxels: 5.0 GB above
-#: the process's baseline, README "Runtimes"). Rough on purpose: it only has to keep a pass out of swap.
-BYTES_PER_VOXEL_FILTER = 34
-#: Share of the available memory a pass may plan to use.
-MEMORY_SHARE = 0.8
-
-
-def _first_filters(spec: ModelSpec) -> int:
-    """Feature maps of the network's first level, from its arch (32 when the arch does not say)."""
-    arch = dict(spec.arch or {})
-    if isinstance(arch.get("network_def"), Mapping):  # a MONAI bundle's network arguments
-        arch = {**arch["network_def"], **arch}
-    for key in ("init_filters", "filters", "features", "channels"):
-        val = arch.get(key)
-        if isinstance(val, (list, tuple)) and val:
-            return int(val[0])
-        if isinstance(val, (int, float)) and val > 0:
-            return int(val)
-    return 32
-
-
-def _fit_memory(window: tuple[int, ...], spec: ModelSpec, device: torch.device, prec: Precision
-                ) -> tuple[tuple[int, ...], str | None]:
-    """``window`` shrunk (as on out of memory) until a CPU pass fits the available memory; the message
-    saying so, or None. GPUs keep their out-of-memory fallback; networks that tile themselves and 2D
-    models are left alone."""
-    avail = available_bytes()
-    if device.type != "cpu" or spec.dims != 3 or spec.self_tiling or avail is None:
-        return window, None
-    per_voxel = BYTES_PER_VOXEL_FILTER * _first_filters(spec) * (0.5 if prec.dtype == "bf16" else 1.0)
-    start, budget = window, MEMORY_SHARE * avail
-    while math.prod(window) * per_voxel > budget:
-        smaller = _shrink(window, max(int(spec.divisible_by or 1), 1))
-        if smaller is None:
-            break
-        window = smaller
-    if window == start:
-        return window, None
-    return window, (f"a window of {start} needs about {math.prod(start) * per_voxel / 1e9:.1f} GB and "
-                    f"{avail / 1e9:.1f} GB are available; using sliding windows of {window}")
-
-
-def _window_batch(window: tuple[int, ...], spec: ModelSpec, device: torch.device, prec: Precision) -> int:
-    """Windows per forward pass: :data:`~.passes.WINDOW_BATCH`, fewer when that many ``window`` windows
-    do not fit the available CPU memory (sized as :func:`_fit_memory` sizes one)."""
-    avail = available_bytes()
-    if device.type != "cpu" or spec.dims != 3 or spec.self_tiling or avail is None:
-        return WINDOW_BATCH
-    per_window = math.prod(window) * BYTES_PER_VOXEL_FILTER * _first_filters(spec) * (
-        0.5 if prec.dtype == "bf16" else 1.0)
-    return max(1, min(WINDOW_BATCH, int(MEMORY_SHARE * avail // max(per_window, 1))))
 
 
 def _backend(runtime: str, network: Any, spec: ModelSpec, device: torch.device, prec: Precision, precision: str,
@@ -341,14 +270,14 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
         runtime asked for is not installed (:class:`.runtimes.RuntimeNotInstalled`).
     """
     self_tiling = spec.self_tiling
-    first_window = window = _windows(x.shape[1:], spec, self_tiling)
+    first_window = window = whole_or_patch(x.shape[1:], spec, self_tiling)
     flips = _flip_sets(spec.dims, slice_axis(spec.orientation), self_tiling) if tta else [()]
     origin, image_shape = placement.origin()
     prec = choose_precision(device, spec.family, spec.dims, precision)
     if self_tiling:
         prec = Precision(prec.dtype, channels_last=False)
     fallbacks: list[str] = []
-    window, sized = _fit_memory(window, spec, device, prec)
+    window, sized = fit_memory(window, spec, device, prec)
     if sized:
         fallbacks.append(sized)
         log.info(sized)
@@ -360,7 +289,7 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
                                      weights_id, _export_shape(spec, window))
             with _on_device(network, device, prec):
                 run = Runner(network, device, prec, on_progress, cancel, backend)
-                run.batch = batch if batch is not None else _window_batch(window, spec, device, prec)
+                run.batch = batch if batch is not None else window_batch(window, spec, device, prec, WINDOW_BATCH)
                 mean, s1, s2 = _run_members(run, x, spec, flips, window, overlap, want_regions, keep_hierarchy,
                                             origin, image_shape)
             break
@@ -370,7 +299,7 @@ def run_network(network: Any, spec: ModelSpec, x: np.ndarray, placement: Placeme
             if not is_out_of_memory(exc):
                 raise InferenceError(f"model {spec.name} failed on {what}: {type(exc).__name__}: {exc}") from exc
             empty_cache(device)
-            smaller = None if self_tiling or spec.dims == 2 else _shrink(window, max(int(spec.divisible_by or 1), 1))
+            smaller = None if self_tiling or spec.dims == 2 else shrink(window, max(int(spec.divisible_by or 1), 1))
             if run is not None and run.batch > 1 and len(plan_windows(x.shape[1:], window, overlap)) > 1:
                 msg = f"out of memory on {device} with {run.batch} windows per pass; retrying with one"
                 batch = 1
