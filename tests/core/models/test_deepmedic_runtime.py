@@ -97,6 +97,7 @@ def test_without_openvino_auto_runs_torch_with_one_notice(monkeypatch: pytest.Mo
                                                           caplog: pytest.LogCaptureFixture) -> None:
     # the suite's $BRATS_SEG_RUNTIMES=torch: OpenVINO counts as absent
     monkeypatch.setattr(runtime, "_notified", set())
+    monkeypatch.setattr(runtime, "AUTO_TABLE", {"avx2": "openvino"})  # a table that picks it
     monkeypatch.setattr("napari_brats_seg.core.runtimes.cpu.cpu_kind", lambda: "avx2")
     net = _tiny(6)
     x = torch.from_numpy(_volume((30, 31, 29)))[None]
@@ -115,6 +116,8 @@ def test_auto_keeps_torch_on_a_gpu_and_where_not_measured(monkeypatch: pytest.Mo
     have = ("torch", "openvino")
     assert runtime.choose_runtime("auto", "cuda", available=have) == "torch"
     monkeypatch.setattr("napari_brats_seg.core.runtimes.cpu.cpu_kind", lambda: "avx2")
+    assert runtime.choose_runtime("auto", "cpu", available=have) == runtime.AUTO_TABLE.get("avx2", "torch")
+    monkeypatch.setattr(runtime, "AUTO_TABLE", {"avx2": "openvino"})
     assert runtime.choose_runtime("auto", "cpu", available=have) == "openvino"
     monkeypatch.setattr("napari_brats_seg.core.runtimes.cpu.cpu_kind", lambda: "avx512_bf16")
     assert runtime.choose_runtime("auto", "cpu", available=have) == runtime.AUTO_TABLE.get("avx512_bf16", "torch")

@@ -35,8 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("napari_brats_seg.runtimes")
 
 #: CPU kind -> the runtime ``"auto"`` runs DeepMedic on (measured: bench/bench_deepmedic.py, README
-#: "DeepMedic / Speed"); kinds not listed run on torch.
-AUTO_TABLE: dict[str, str] = {"avx2": "openvino"}
+#: "DeepMedic / Speed"); kinds not listed run on torch. Empty: on the idle development machine, AVX2
+#: paths forced, OpenVINO fp32 was slower than torch fp32 (same labels), so auto keeps torch.
+AUTO_TABLE: dict[str, str] = {}
 #: The runtimes DeepMedic runs on.
 RUNTIMES: tuple[str, ...] = ("torch", "openvino")
 #: Bumped when the graphs or their export change (older cache entries are then not reused).
