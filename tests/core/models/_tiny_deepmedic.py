@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from napari_brats_seg.core.models import deepmedic as dm
@@ -29,3 +30,13 @@ def tiny_deepmedic(seed: int = 0, **arch: object) -> dm.DeepMedic:
             else:
                 t.copy_(torch.randn(t.shape, generator=gen) * 0.1)
     return net
+
+
+def volume(shape: tuple[int, int, int] = (40, 38, 36), seed: int = 0) -> np.ndarray:
+    """A normalised-looking volume: an ellipsoid 'brain' of noise in a constant background."""
+    rng = np.random.default_rng(seed)
+    x = np.full((4,) + shape, -1.5, np.float32)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    inside = (grid**2).sum(0) < 0.8
+    x[:, inside] = rng.normal(size=(4, int(inside.sum()))).astype(np.float32)
+    return x

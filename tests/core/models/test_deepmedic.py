@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from _tiny_deepmedic import TINY
 from _tiny_deepmedic import tiny_deepmedic as _tiny
+from _tiny_deepmedic import volume as _volume
 
 from napari_brats_seg.core import io
 from napari_brats_seg.core import labels as lab
@@ -18,16 +19,6 @@ from napari_brats_seg.core.device import cpu_has_native_bf16
 from napari_brats_seg.core.errors import Cancelled, ModelError
 from napari_brats_seg.core.models import deepmedic as dm
 from napari_brats_seg.core.progress import CancelToken
-
-
-def _volume(shape: tuple[int, int, int] = (40, 38, 36), seed: int = 0) -> np.ndarray:
-    """A normalised-looking volume: an ellipsoid 'brain' of noise in a constant background."""
-    rng = np.random.default_rng(seed)
-    x = np.full((4,) + shape, -1.5, np.float32)
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
-    inside = (grid**2).sum(0) < 0.8
-    x[:, inside] = rng.normal(size=(4, int(inside.sum()))).astype(np.float32)
-    return x
 
 
 def _per_tile_reference(net: dm.DeepMedic, img: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:

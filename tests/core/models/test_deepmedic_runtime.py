@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from _tiny_deepmedic import tiny_deepmedic as _tiny
+from _tiny_deepmedic import volume as _volume
 
 from napari_brats_seg.core import io
 from napari_brats_seg.core.errors import Cancelled
@@ -31,13 +32,6 @@ def all_runtimes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "cache"
 
 
-def _volume(shape: tuple[int, int, int] = (40, 38, 36), seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = np.full((4,) + shape, -1.5, np.float32)
-    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
-    inside = (grid**2).sum(0) < 0.8
-    x[:, inside] = rng.normal(size=(4, int(inside.sum()))).astype(np.float32)
-    return x
 
 
 def test_graphs_compute_what_the_torch_steps_compute() -> None:
