@@ -90,7 +90,7 @@ def test_openvino_gives_the_torch_labels_on_a_real_crop(all_runtimes: Path, real
 def test_without_openvino_auto_runs_torch_with_one_notice(monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     # the suite's $BRATS_SEG_RUNTIMES=torch: OpenVINO counts as absent
-    monkeypatch.setattr(runtime, "_notified", set())
+    monkeypatch.setattr("napari_brats_seg.core.runtimes.choice._notified", set())
     monkeypatch.setattr(runtime, "AUTO_TABLE", {"avx2": "openvino"})  # a table that picks it
     monkeypatch.setattr("napari_brats_seg.core.runtimes.cpu.cpu_kind", lambda: "avx2")
     net = _tiny(6)

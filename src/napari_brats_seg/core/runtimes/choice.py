@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -27,6 +27,7 @@ from .backends import OnnxRuntimeBackend, OpenVinoBackend, TorchBackend
 from .cpu import RUNTIMES, available_runtimes, cpu_kind, installed_runtimes, runtime_version
 
 log = logging.getLogger("napari_brats_seg.runtimes")
+T = TypeVar("T")
 
 #: CPU kind -> family -> the runtime ``"auto"`` picks (measured, see the module docstring); a kind or a
 #: family not listed (not measured) runs on torch.
@@ -84,7 +85,7 @@ def choose(runtime: str, spec: ModelSpec, device: torch.device | str = "cpu",
         kind = cpu_kind()
         pick = AUTO_TABLE.get(kind, {}).get(spec.family, "torch")
         if pick != "torch" and pick not in (available_runtimes() if available is None else available):
-            _notice(f"missing:{pick}", "runtime %s (fastest measured on this %s CPU) is not installed; running on "
+            notice_once(f"missing:{pick}", "runtime %s (fastest measured on this %s CPU) is not installed; running on "
                     "torch (%s)", pick, kind, INSTALL_HINT)
             return "torch"
         return pick
@@ -92,7 +93,7 @@ def choose(runtime: str, spec: ModelSpec, device: torch.device | str = "cpu",
         if dev.type != "cpu":
             raise InferenceError(f"runtime {key!r} runs on the CPU; use device cpu (or runtime torch on {dev})")
         if spec.self_tiling:
-            _notice(f"self-tiling:{spec.name}", "model %s tiles itself and runs on torch only, not %s", spec.name, key)
+            notice_once(f"self-tiling:{spec.name}", "model %s tiles itself and runs on torch only, not %s", spec.name, key)
             return "torch"
     return key
 
@@ -118,8 +119,8 @@ def require(runtime: str, available: Sequence[str] | None = None) -> str:
     return key
 
 
-def _notice(key: str, message: str, *args: Any) -> None:
-    """Log ``message`` once per process for ``key``."""
+def notice_once(key: str, message: str, *args: Any) -> None:
+    """Log ``message`` once per process for ``key`` (a warning on the ``napari_brats_seg.runtimes`` logger)."""
     if key not in _notified:
         _notified.add(key)
         log.warning(message, *args)
@@ -202,19 +203,32 @@ def select(runtime: str, spec: ModelSpec, network: Any, *, device: torch.device 
     if key in _loaded:  # the next case of a cohort or of a napari session: no new session or compilation
         _loaded.move_to_end(key)
         return _loaded[key]
-    try:
-        backend = _load(*args, fresh=False)
-    except Exception as first:  # noqa: BLE001 - a corrupt or stale entry: rebuild it once
-        log.warning("runtime %s: cached export unusable (%s: %s); exporting again", name, type(first).__name__,
-                    str(first).splitlines()[0] if str(first) else "")
-        try:
-            backend = _load(*args, fresh=True)
-        except Exception as exc:
-            raise InferenceError(f"runtime {name} cannot run model {spec.name}: {type(exc).__name__}: {exc}") from exc
+    backend = load_or_rebuild(lambda fresh: _load(*args, fresh=fresh), f"runtime {name}",
+                              f"runtime {name} cannot run model {spec.name}")
     _loaded[key] = backend
     while len(_loaded) > LOADED_BACKENDS:
         _loaded.popitem(last=False)
     return backend
+
+
+def load_or_rebuild(attempt: Callable[[bool], T], what: str, failure: str) -> T:
+    """``attempt(False)`` on the cache entries as they are; if that fails (a corrupt or stale entry),
+    logged as ``what``, ``attempt(True)`` once on rebuilt entries.
+
+    Raises
+    ------
+    InferenceError
+        ``"<failure>: <error>"`` when the rebuilt entries fail too.
+    """
+    try:
+        return attempt(False)
+    except Exception as first:  # noqa: BLE001 - a corrupt or stale entry: rebuild it once
+        log.warning("%s: cached export unusable (%s: %s); exporting again", what, type(first).__name__,
+                    str(first).splitlines()[0] if str(first) else "")
+        try:
+            return attempt(True)
+        except Exception as exc:
+            raise InferenceError(f"{failure}: {type(exc).__name__}: {exc}") from exc
 
 
 def forget_loaded() -> None:

@@ -61,17 +61,24 @@ def example_input(channels: int, spatial_dims: int, multiple: int, shape: tuple[
     return torch.randn((1, channels) + tuple(shape), generator=gen)
 
 
+def trace_onnx(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, input_names: list[str],
+               output_names: list[str], dynamic_axes: dict[str, dict[int, str]]) -> None:
+    """Write ``module`` as ONNX to ``path`` (:data:`OPSET`, the legacy tracing exporter, constants folded),
+    traced on ``inputs`` without gradients."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
+        torch.onnx.export(module, inputs, str(path), dynamo=False, input_names=input_names,
+                          output_names=output_names, dynamic_axes=dynamic_axes, opset_version=OPSET,
+                          do_constant_folding=True)
+
+
 def export_onnx(core: nn.Module, example: torch.Tensor, path: Path, dynamic: bool) -> None:
     """Write ``core`` (eval mode, first output only) as ONNX to ``path``, traced on ``example``."""
     axes = {0: "batch"} | ({i: f"s{i}" for i in range(2, example.ndim)} if dynamic else {})
     was_training = core.training
     core.eval()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-            torch.onnx.export(FirstOutput(core), (example,), str(path), dynamo=False, input_names=["x"],
-                              output_names=["logits"], dynamic_axes={"x": axes, "logits": axes},
-                              opset_version=OPSET, do_constant_folding=True)
+        trace_onnx(FirstOutput(core), (example,), path, ["x"], ["logits"], {"x": axes, "logits": axes})
     finally:
         core.train(was_training)
 
@@ -85,4 +92,4 @@ def convert_openvino(onnx_path: Path, path: Path) -> None:
 
 
 __all__ = ["ONNX_FILE", "OPENVINO_FILE", "OPSET", "FirstOutput", "convert_openvino", "example_input", "export_onnx",
-           "split_padding"]
+           "split_padding", "trace_onnx"]

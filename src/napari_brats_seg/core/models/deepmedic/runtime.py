@@ -17,9 +17,7 @@ so progress and cancellation work as on torch.
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,8 +30,6 @@ from ...errors import InferenceError
 if TYPE_CHECKING:  # pragma: no cover
     from .network import DeepMedic
 
-log = logging.getLogger("napari_brats_seg.runtimes")
-
 #: CPU kind -> the runtime ``"auto"`` runs DeepMedic on (measured: bench/bench_deepmedic.py, README
 #: "DeepMedic / Speed"); kinds not listed run on torch. Empty: on the idle development machine, AVX2
 #: paths forced, OpenVINO fp32 was slower than torch fp32 (same labels), so auto keeps torch.
@@ -43,13 +39,6 @@ RUNTIMES: tuple[str, ...] = ("torch", "openvino")
 #: Bumped when the graphs or their export change (older cache entries are then not reused).
 GRAPHS_VERSION = 1
 _FILES = ("normal", "subsampled", "fc")
-_notified: set[str] = set()
-
-
-def _notice(key: str, message: str, *args: Any) -> None:
-    if key not in _notified:
-        _notified.add(key)
-        log.warning(message, *args)
 
 
 def choose_runtime(runtime: str, device: torch.device | str = "cpu", available: Sequence[str] | None = None) -> str:
@@ -71,7 +60,7 @@ def choose_runtime(runtime: str, device: torch.device | str = "cpu", available: 
     InferenceError
         An unknown name, or OpenVINO asked for with a GPU device.
     """
-    from ...runtimes.choice import INSTALL_HINT, require
+    from ...runtimes.choice import INSTALL_HINT, notice_once, require
     from ...runtimes.cpu import available_runtimes, cpu_kind
 
     key = require(runtime, available)
@@ -82,12 +71,12 @@ def choose_runtime(runtime: str, device: torch.device | str = "cpu", available: 
         kind = cpu_kind()
         pick = AUTO_TABLE.get(kind, "torch")
         if pick != "torch" and pick not in (available_runtimes() if available is None else available):
-            _notice(f"dm-missing:{pick}", "runtime %s (fastest measured for DeepMedic on this %s CPU) is not "
+            notice_once(f"dm-missing:{pick}", "runtime %s (fastest measured for DeepMedic on this %s CPU) is not "
                     "installed; running DeepMedic on torch (%s)", pick, kind, INSTALL_HINT)
             return "torch"
         return pick
     if key == "onnxruntime":
-        _notice("dm-onnxruntime", "DeepMedic runs on torch or openvino, not onnxruntime; running it on torch")
+        notice_once("dm-onnxruntime", "DeepMedic runs on torch or openvino, not onnxruntime; running it on torch")
         return "torch"
     if key == "openvino" and dev.type != "cpu":
         raise InferenceError(f"runtime 'openvino' runs on the CPU; use device cpu (or runtime torch on {dev})")
@@ -113,8 +102,7 @@ def _example_inputs(net: DeepMedic) -> dict[str, tuple[torch.Tensor, ...]]:
 
 def export_graphs(net: DeepMedic, folder: Path) -> None:
     """Write the three graphs of :mod:`.graphs` as OpenVINO IR (``normal.xml`` ...) into ``folder``."""
-    import openvino as ov
-
+    from ...runtimes.export import convert_openvino, trace_onnx
     from .graphs import FcGraph, NormalGraph, SubsampledGraph
 
     examples = _example_inputs(net)
@@ -128,12 +116,8 @@ def export_graphs(net: DeepMedic, folder: Path) -> None:
         for key, mod in modules.items():
             inputs, outputs = names[key]
             onnx_path = Path(tmp) / f"{key}.onnx"
-            with warnings.catch_warnings(), torch.no_grad():
-                warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes
-                torch.onnx.export(mod.eval(), examples[key], str(onnx_path), dynamo=False, input_names=inputs,
-                                  output_names=outputs, dynamic_axes=dict.fromkeys(inputs + outputs, axes),
-                                  opset_version=17, do_constant_folding=True)
-            ov.save_model(ov.convert_model(str(onnx_path)), str(folder / f"{key}.xml"), compress_to_fp16=False)
+            trace_onnx(mod.eval(), examples[key], onnx_path, inputs, outputs, dict.fromkeys(inputs + outputs, axes))
+            convert_openvino(onnx_path, folder / f"{key}.xml")
 
 
 class OpenVinoParts:
@@ -225,6 +209,7 @@ def openvino_parts(net: DeepMedic, precision: str = "f32", cache_dir: Path | Non
         The network has no exportable structure, or the export fails twice.
     """
     from ...runtimes import cache
+    from ...runtimes.choice import load_or_rebuild
 
     if not supports_graphs(net):
         raise InferenceError("this DeepMedic (no subsampled pathway, or a mirror-padded first FC layer) runs "
@@ -238,15 +223,9 @@ def openvino_parts(net: DeepMedic, precision: str = "f32", cache_dir: Path | Non
     def build(folder: Path) -> None:
         export_graphs(net, folder)
 
-    try:
-        parts = OpenVinoParts(net, cache.entry(fields, build, root), precision)
-    except Exception as first:  # noqa: BLE001 - a corrupt or stale entry: export again once
-        log.warning("DeepMedic on openvino: cached export unusable (%s: %s); exporting again",
-                    type(first).__name__, str(first).splitlines()[0] if str(first) else "")
-        try:
-            parts = OpenVinoParts(net, cache.rebuild(fields, build, root), precision)
-        except Exception as exc:
-            raise InferenceError(f"DeepMedic cannot run on openvino: {type(exc).__name__}: {exc}") from exc
+    parts = load_or_rebuild(
+        lambda fresh: OpenVinoParts(net, (cache.rebuild if fresh else cache.entry)(fields, build, root), precision),
+        "DeepMedic on openvino", "DeepMedic cannot run on openvino")
     _parts_cache.clear()  # one network's graphs at a time
     _parts_cache[key] = parts
     return parts
@@ -261,7 +240,9 @@ def parts_for(net: DeepMedic, runtime: str, *, bf16: bool, device: torch.device)
     if runtime != "openvino":
         return None, ""
     if not supports_graphs(net):
-        _notice("dm-graphs", "this DeepMedic architecture runs on torch only, not openvino")
+        from ...runtimes.choice import notice_once
+
+        notice_once("dm-graphs", "this DeepMedic architecture runs on torch only, not openvino")
         return None, ""
     parts = openvino_parts(net, "bf16" if bf16 else "f32")
     return parts, parts.label
