@@ -73,9 +73,6 @@ def keep_freed_memory() -> bool:
     return ok
 
 
-__all__ = ["ENV_MEMORY_LIMIT", "ENV_VAR", "SETTINGS", "available_bytes", "keep_freed_memory"]
-
-
 #: Environment variable capping the memory :func:`available_bytes` reports (e.g. ``8G``, ``500M``).
 ENV_MEMORY_LIMIT = "BRATS_SEG_MEMORY_LIMIT"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -102,3 +99,6 @@ def available_bytes() -> int | None:
         if cap is not None and cap > 0:
             avail = cap if avail is None else min(avail, cap)
     return avail
+
+
+__all__ = ["ENV_MEMORY_LIMIT", "ENV_VAR", "SETTINGS", "available_bytes", "keep_freed_memory"]

@@ -107,6 +107,17 @@ class OnnxRuntimeBackend(_Exported):
         return self.session.run(None, {self.input_name: arr})[0]
 
 
+def openvino_config(precision: str, threads: int | None = None, compiled_dir: Path | None = None) -> dict[str, Any]:
+    """OpenVINO CPU compile options: ``precision`` (``"f32"``/``"bf16"``) as the inference precision hint,
+    latency first, ``threads`` (default torch's), and OpenVINO's own cache of compiled models in
+    ``compiled_dir`` when given (the next process loads them instead of compiling)."""
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
+                              "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
+    if compiled_dir is not None:
+        config["CACHE_DIR"] = str(compiled_dir)
+    return config
+
+
 class OpenVinoBackend(_Exported):
     """OpenVINO's CPU plugin on an IR file, compiled per input shape."""
 
@@ -122,10 +133,7 @@ class OpenVinoBackend(_Exported):
         self.core = ov.Core()
         self.path, self.precision = Path(path), precision
         self.model = self.core.read_model(str(self.path))
-        self.config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
-                                       "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
-        if compiled_dir is not None:  # OpenVINO's own cache of compiled shapes: the next process loads them
-            self.config["CACHE_DIR"] = str(compiled_dir)
+        self.config = {**openvino_config(precision, threads, compiled_dir), "NUM_STREAMS": 1}
         self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
 
     @property
@@ -151,4 +159,4 @@ class OpenVinoBackend(_Exported):
         return np.array(net(arr)[net.output(0)], dtype=np.float32, copy=True)
 
 
-__all__ = ["OPENVINO_SHAPES", "OnnxRuntimeBackend", "OpenVinoBackend", "TorchBackend"]
+__all__ = ["OPENVINO_SHAPES", "OnnxRuntimeBackend", "OpenVinoBackend", "TorchBackend", "openvino_config"]

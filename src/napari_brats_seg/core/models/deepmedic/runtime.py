@@ -140,12 +140,13 @@ class OpenVinoParts:
     def __init__(self, net: DeepMedic, folder: Path, precision: str = "f32", threads: int | None = None) -> None:
         import openvino as ov
 
+        from ...runtimes.backends import openvino_config
+        from ...runtimes.choice import COMPILED_DIR
+
         self.net = net
         core = ov.Core()
         # OpenVINO keeps the compiled graphs beside the export: later processes load instead of compiling
-        core.set_property({"CACHE_DIR": str(Path(folder) / "compiled")})
-        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
-                  "INFERENCE_NUM_THREADS": int(threads or torch.get_num_threads())}
+        config = openvino_config(precision, threads, Path(folder) / COMPILED_DIR)
         self.requests = {}
         for key in _FILES:
             compiled = core.compile_model(core.read_model(str(folder / f"{key}.xml")), "CPU", config)
