@@ -191,6 +191,16 @@ class Task(QObject):
         self.done.emit()
 
 
+def run_steps(task: Task | None, steps: Iterable[Any]) -> None:
+    """GUI ``steps`` one per event-loop turn before ``task``'s :attr:`~Task.done`
+    (:meth:`Task.finish_in_steps`), or all at once when there is no task (a direct call, e.g. a test)."""
+    if task is not None:
+        task.finish_in_steps(steps)
+    else:
+        for _ in steps:
+            pass
+
+
 def start_task(fn: Callable[..., Any], *, description: str = "working",
                wrap: type[BratsSegError] = BratsSegError, notify_errors: bool = True,
                show_progress: bool = True, on_success: Callable[[Any], None] | None = None,

@@ -44,7 +44,7 @@ from .. import gcpause
 from ..layers import case_ids, case_layer_data, make_layer
 from ..notify import error
 from ..session import Session
-from ..worker import Task, start_task
+from ..worker import Task, run_steps, start_task
 from .qc import QCPanel
 from .study import StudyPanel
 
@@ -298,12 +298,7 @@ class LoadWidget(QWidget):
         comes after the last.
         """
         case, made = loaded if isinstance(loaded, tuple) else (loaded, None)
-        steps = self._case_steps(case, made)
-        if self.task is not None:
-            self.task.finish_in_steps(steps)
-        else:
-            for _ in steps:
-                pass
+        run_steps(self.task, self._case_steps(case, made))
 
     def _case_steps(self, case: Any, made: list[Any] | None) -> Any:
         """The GUI work of :meth:`_add_case`, one short step per ``next()``."""

@@ -46,7 +46,7 @@ from ..layers import (
 from ..notify import error
 from ..notify import info as notify_info
 from ..session import Session
-from ..worker import Task, start_task
+from ..worker import Task, run_steps, start_task
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: What may run the network (``core.runtimes``; auto: the fastest measured on this CPU).
@@ -276,11 +276,7 @@ class SegmentWidget(QWidget):
         if not any((s := source_of(ly)) is not None and s.case_id == self._case_id for ly in self.viewer.layers):
             self.status.setText(f"Case {self._case_id} was closed during the run; its result was not added.")
             return
-        if self.task is not None:
-            self.task.finish_in_steps(self._result_steps(seg, made))
-        else:
-            for _ in self._result_steps(seg, made):
-                pass
+        run_steps(self.task, self._result_steps(seg, made))
 
     def _result_steps(self, seg: Any, made: list[Any]) -> Any:
         self.viewer.layers.append(made[0])
