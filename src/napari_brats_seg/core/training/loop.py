@@ -126,7 +126,8 @@ def _validate_into(row: dict[str, Any], state: Progress, network: torch.nn.Modul
     row["val_cases"] = scores["cases"]
     if row["val_dice_mean"] > state.best:
         state.best, state.bad = row["val_dice_mean"], 0
-        state.best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        if config.keep != "last":  # the checkpoint holds these weights; with "last" nothing needs them
+            state.best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
     else:
         state.bad += 1
     return bool(config.patience) and state.bad >= config.patience

@@ -126,6 +126,6 @@ def resume_progress(config: TrainConfig, meta: dict, opt: torch.optim.Optimizer,
     opt.load_state_dict(meta["optimizer"])
     state = Progress(meta["epoch"], meta["history"], meta.get("best", -1.0), meta.get("bad", 0),
                       prior_seconds=meta.get("seconds", 0.0))
-    if out.is_file() and state.best >= 0:  # the checkpoint holds the best weights so far
+    if out.is_file() and state.best >= 0 and config.keep != "last":  # the checkpoint holds the best weights so far
         state.best_state = read_checkpoint(out)[1]
     return state
