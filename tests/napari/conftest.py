@@ -77,6 +77,23 @@ def small_case_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def load_viewer(make_napari_viewer, qtbot):
+    """``load_viewer(case_dir, timeout_ms=60_000)``: a new viewer, ``case_dir`` loaded through the Load
+    widget (its task done, or failed), and that widget: ``(viewer, widget)``."""
+
+    def load(case_dir: Path, timeout_ms: int = 60_000):
+        viewer = make_napari_viewer()
+        _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
+        widget.inspect(str(case_dir))
+        task = widget.load()
+        with qtbot.waitSignal(task.done, timeout=timeout_ms):
+            pass
+        return viewer, widget
+
+    return load
+
+
+@pytest.fixture
 def segment_viewer(make_napari_viewer, tiny_case):
     """A viewer with :func:`tiny_case` open and the Segment widget docked: ``(viewer, widget)``."""
     from napari_brats_seg._napari.layers import case_layer_data

@@ -12,16 +12,6 @@ import pytest
 PLUGIN = "napari-brats-seg"
 
 
-def _loaded(make_napari_viewer, qtbot, case_dir: Path):
-    """A viewer with ``case_dir`` loaded through the Load widget (its task done), and the widget."""
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
-    widget.inspect(str(case_dir))
-    task = widget.load()
-    with qtbot.waitSignal(task.done, timeout=60_000):
-        pass
-    return viewer, widget
-
 
 def test_load_worker_does_the_first_layers_one_off_work(make_napari_viewer, qtbot, small_case_dir: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,7 +39,7 @@ def test_load_worker_does_the_first_layers_one_off_work(make_napari_viewer, qtbo
     assert "scipy.ndimage" in sys.modules
 
 
-def test_load_computes_contrast_limits_in_the_worker(make_napari_viewer, qtbot, small_case_dir: Path,
+def test_load_computes_contrast_limits_in_the_worker(load_viewer, small_case_dir: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     # Percentiles of each whole sequence took seconds on the GUI thread of a busy 2-core machine.
     from napari_brats_seg._napari import layers
@@ -62,7 +52,7 @@ def test_load_computes_contrast_limits_in_the_worker(make_napari_viewer, qtbot, 
         return original(*args, **kwargs)
 
     monkeypatch.setattr(layers, "robust_limits", recorded)
-    viewer, widget = _loaded(make_napari_viewer, qtbot, small_case_dir)
+    viewer, widget = load_viewer(small_case_dir)
     images = [ly for ly in viewer.layers if layers.source_of(ly).role == "image"]
     assert len(images) == 4 and len(threads) == 4
     assert all(t is not threading.main_thread() for t in threads)
@@ -125,13 +115,14 @@ def assert_same_layers(got: list[dict], expected: list[dict]) -> None:
         assert g == e, g["name"]
 
 
-def test_load_widget_adds_exactly_the_layers_it_added_before(make_napari_viewer, qtbot, small_case_dir: Path) -> None:
+def test_load_widget_adds_exactly_the_layers_it_added_before(make_napari_viewer, load_viewer,
+                                                            small_case_dir: Path) -> None:
     from napari_brats_seg._napari.layers import case_layer_data, contrast_limits
     from napari_brats_seg._napari.session import Session
     from napari_brats_seg._napari.widgets._qt import add_layer_data
     from napari_brats_seg.core.io import find_case_files, read_case
 
-    viewer, widget = _loaded(make_napari_viewer, qtbot, small_case_dir)
+    viewer, widget = load_viewer(small_case_dir)
     # before: the GUI thread added the layer-data tuples with viewer.add_<kind> in one handler
     before = make_napari_viewer()
     Session.for_viewer(before)

@@ -248,7 +248,7 @@ def test_recovery_offer_has_no_source_repr_and_a_restore_button(make_napari_view
     assert restored.name == "model [x]" and source_of(restored).role == "prediction"
 
 
-def test_header_claiming_32767_cubed_gives_a_message(make_napari_viewer, qtbot, tmp_path: Path,
+def test_header_claiming_32767_cubed_gives_a_message(load_viewer, tmp_path: Path,
                                                      notifications) -> None:
     import nibabel as nib
 
@@ -260,12 +260,7 @@ def test_header_claiming_32767_cubed_gives_a_message(make_napari_viewer, qtbot, 
     hdr.set_sform(np.eye(4), 1)
     for m in ("t1", "t1ce", "t2", "flair"):   # a 348-byte header that claims 140 TB of voxels
         (case / f"Big_000_{m}.nii").write_bytes(hdr.binaryblock + b"\0" * 1004)
-    viewer = make_napari_viewer()
-    _, load = viewer.window.add_plugin_dock_widget(PLUGIN, "Load")
-    load.inspect(str(case))
-    task = load.load()
-    with qtbot.waitSignal(task.done, timeout=30_000):
-        pass
+    viewer, _ = load_viewer(case, timeout_ms=30_000)
     first, _, details = notifications()[-1].partition("\n")
     assert first == "Loading Big_000 failed." and details.strip()
     assert len(viewer.layers) == 0
