@@ -20,7 +20,7 @@ import statistics
 import sys
 from pathlib import Path
 
-REGIONS = ("WT", "TC", "ET")
+from napari_brats_seg.core.labels import REGIONS
 
 
 def fold_scores(state: Path, name: str, folds: int) -> dict[int, dict[str, dict[str, float]]]:
