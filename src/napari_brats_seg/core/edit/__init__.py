@@ -10,6 +10,7 @@ Modules, one concern each:
 - :mod:`.components`: keep, delete or relabel the 3D connected component under a point;
 - :mod:`.margins`: grow/shrink a class by N mm, smoothing (closing, opening, median) in mm;
 - :mod:`.interpolate`: fill the slices between outlined slices;
+- :mod:`.redraw`: replace a region by outlines drawn on a few slices (interpolated between them);
 - :mod:`.grow`: grow a label map from seed strokes with a random walker on the four sequences;
 - :mod:`.masks`: intensity-limited brush and fill;
 - :mod:`.logic`: copy, union, subtract, intersect between two label maps of one grid.
