@@ -111,7 +111,8 @@ class CorrectTools(QWidget):
     ``smooth_button``; ``interp_class``, ``interp_button``; ``seeds_button``, ``seed_buttons``,
     ``grow_margin``, ``grow_editable``, ``grow_button``, ``grow_auto``; ``mask_sequence``, ``mask_low``,
     ``mask_high``, ``mask_pick_button``, ``mask_brush_button``, ``mask_fill_button``;
-    ``logic_source``, ``logic_op``, ``logic_class``, ``logic_button``; ``status``.
+    ``logic_source``, ``logic_op``, ``logic_class``, ``logic_button``; ``status``; ``redraw``, the
+    :class:`.correct_redraw.RedrawSection` (``redraw.outline_button``, ``redraw.redraw_button``...).
 
     Parameters
     ----------
@@ -142,7 +143,7 @@ class CorrectTools(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         #: The collapsible sections, in order (the first one open).
         self.sections = [self._component_group(), self._margin_group(), self._interp_group(),
-                         self._grow_group(), self._mask_group(), self._logic_group()]
+                         self._redraw_group(), self._grow_group(), self._mask_group(), self._logic_group()]
         for section in self.sections:
             lay.addWidget(section)
         self.sections[0].expand(animate=False)
@@ -185,6 +186,12 @@ class CorrectTools(QWidget):
         self.interp_button.clicked.connect(self.fill_between)
         return _group("Fill between slices (of the slicing axis)", ("Outlined class", self.interp_class),
                       self.interp_button)
+
+    def _redraw_group(self) -> QCollapsible:
+        from .correct_redraw import RedrawSection  # it builds on this module's helpers
+
+        self.redraw = RedrawSection(self)
+        return self.redraw.group
 
     def _grow_group(self) -> QCollapsible:
         self.seeds_button = QPushButton("New seeds layer")
