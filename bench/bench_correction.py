@@ -7,9 +7,11 @@ takes its interior point farthest from the region's border, and acts there: with
 (one drag of ``--brush`` voxels radius in the axial slice of the point, painting the class seen
 there; background erases) or with the tool a user would choose (delete or relabel the component
 under the point in one click, a margin when the error is a thin shell around the class, grow from
-seeds or outline + fill between slices for a large region, else a drag of the intensity-limited 3D
-brush). A step may take several interactions (strokes, then clicks); every one counts, and nothing
-is undone by checking the ground truth.
+seeds or outline + fill between slices for a large region, redraw on a few slices for an error at
+the tumour's border, else a drag of the intensity-limited 3D brush; ``--policy``). A step may take
+several interactions (strokes, then clicks); every one counts, and nothing is undone by checking
+the ground truth. A region the user acted on twice without visible progress (the class's wrong
+voxels around it fell by less than 5 % of its size) is passed over from then on, in both arms.
 
 It prints per case and as means: interactions to reach whole-tumour Dice 0.90 and 0.95 (NoC@90,
 NoC@95; ``--cap`` when never reached), mean Dice of WT/TC/ET after 5, 10 and 20 interactions and
@@ -39,8 +41,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import correction_redraw
+import correction_sim
 from correction_preds import DEFAULT_MODEL, prediction
-from correction_sim import brush_step, interior_point, largest_error, region_dice, tool_step
+from correction_sim import (
+    brush_step,
+    gave_up,
+    interior_point,
+    largest_error,
+    region_dice,
+    tool_step,
+    wrong_near,
+)
 
 from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core.case import MODALITIES
@@ -62,19 +74,24 @@ def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., list], cap: i
     dice = [region_dice(pred, gt)]
     seconds: list[float] = []
     tools: Counter[str] = Counter()
+    skip: list[np.ndarray] = []                      # regions the user gave up on
+    tries: list[list] = []
     while len(dice) <= cap:
         if dice[-1]["WT"] >= 0.95 and len(dice) > max(CHECKPOINTS):
             break
-        err = largest_error(pred, gt)
+        err = largest_error(pred, gt, skip)
         if err is None:
             dice.append(dice[-1])
             continue
         p, depth = interior_point(err.mask)
+        before = wrong_near(err, pred, gt)
         for out, tool, sec in step(pred, gt, p, err=err, depth=depth, **kw)[: cap + 1 - len(dice)]:
             seconds.append(sec)
             tools[tool.split(":")[0]] += 1
             dice.append(dice[-1] if out is pred else region_dice(out, gt))   # a stroke into seeds changes nothing
             pred = out
+        if gave_up(err, before, pred, gt, tries):
+            skip.append(err.mask)
 
     def noc(th: float) -> int:
         return next((i for i, d in enumerate(dice) if d["WT"] >= th), cap)
@@ -124,7 +141,12 @@ def main() -> None:
     ap.add_argument("--brush", type=int, default=5, help="brush radius in voxels (napari's default size 10)")
     ap.add_argument("--masked", type=float, default=15.0,
                     help="largest radius of the intensity-limited 3D brush (mm)")
+    ap.add_argument("--policy", choices=correction_sim.POLICIES, default=correction_sim.POLICY,
+                    help="which tools the simulated user reaches for (see correction_sim.POLICY; default %(default)s)")
+    ap.add_argument("--redraw-core", action="store_true",
+                    help="redraw confusions of the core with edema too (as the tumour core)")
     args = ap.parse_args()
+    correction_sim.POLICY, correction_redraw.REDRAW_CORE = args.policy, args.redraw_core
     results = {}
     load0 = os.getloadavg()[0]
     for c in args.cases:

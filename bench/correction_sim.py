@@ -35,6 +35,10 @@ Two arms:
   * ``outline``: a large missed region that does not stand out on the image: outline it on the key
     slices of a scratch layer (a drag around it + a fill click each), *Fill between slices*, and
     *Between layers: union* into the corrected layer;
+  * ``redraw`` (policies ``redraw-any``, ``redraw``): an error at the tumour's border (its truth or
+    its label is background): *Redraw on a few slices* of the whole tumour, its true outline drawn
+    on the slice through the point (``correction_redraw.py``); with ``redraw-any`` before grow from
+    seeds, for every such region of at least :data:`REDRAW_MIN` voxels;
   * ``masked``: otherwise one stroke of the intensity-limited 3D brush (radius sized to the region,
     at most ``radius_mm``; window picked from the voxel: FLAIR for edema and background, T1ce for
     the core).
@@ -47,6 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from correction_actions import outline_action, seeds_action
+from correction_redraw import redraw_action, region_of
 from correction_strokes import CAP_MM, centreline, stroke_inside  # bench/ is on sys.path
 from scipy import ndimage
 
@@ -67,6 +72,20 @@ LARGE = 1000
 #: A region stands out when its median differs from the surrounding label's by this fraction of the
 #: sequence's 0.5-99.5 percentile range (the masked brush's half-window).
 CONTRAST = 0.1
+#: Which tools the simulated user reaches for (``bench_correction.py --policy``):
+#:
+#: - ``"redraw-any"`` (default): an error at the tumour's border of at least :data:`REDRAW_MIN`
+#:   voxels (truth or label background) is redrawn on the slice through its point; other large
+#:   regions as in ``"outline"``;
+#: - ``"redraw"``: a large region that stands out is grown from seeds, else redrawn;
+#: - ``"outline"``: the first round's user: grow from seeds where the region stands out, else
+#:   outline + fill between (a missed region) or the masked brush.
+POLICY = "redraw-any"
+POLICIES = ("redraw-any", "redraw", "outline")
+#: Smallest error at the tumour's border a user redraws (voxels) with policy ``redraw-any``.
+REDRAW_MIN = 200
+#: An action that fixes less than this fraction of its region (net) made no visible progress.
+FUTILE = 0.05
 #: napari's default brush radius (size 10), in voxels.
 BRUSH_RADIUS = 5
 
@@ -91,8 +110,12 @@ def region_dice(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:
     return out
 
 
-def largest_error(pred: np.ndarray, gt: np.ndarray) -> ErrorRegion | None:
-    """The largest false-positive or false-negative 26-connected component of any tumour class."""
+def largest_error(pred: np.ndarray, gt: np.ndarray, skip: list[np.ndarray] | None = None) -> ErrorRegion | None:
+    """The largest false-positive or false-negative 26-connected component of any tumour class.
+
+    Components lying mostly (over half) in a mask of ``skip`` are passed over: regions the user
+    gave up on (see :func:`gave_up`).
+    """
     best: ErrorRegion | None = None
     for c in lab.TUMOUR_CLASSES:
         for kind, err in (("fp", (pred == c) & (gt != c)), ("fn", (gt == c) & (pred != c))):
@@ -101,12 +124,39 @@ def largest_error(pred: np.ndarray, gt: np.ndarray) -> ErrorRegion | None:
                 continue
             comp, n = ndimage.label(err[box], structure=CONN)
             counts = np.bincount(comp.ravel())[1:]
-            k = int(np.argmax(counts))
-            if best is None or counts[k] > best.size:
+            for k in np.argsort(-counts):
+                if best is not None and counts[k] <= best.size:
+                    break
+                inner = comp == k + 1
+                if skip and any((m[box][inner]).mean() > 0.5 for m in skip):
+                    continue
                 mask = np.zeros(err.shape, dtype=bool)
-                mask[box] = comp == k + 1
+                mask[box] = inner
                 best = ErrorRegion(kind, int(c), mask, int(counts[k]))
+                break
     return best
+
+
+def wrong_near(err: ErrorRegion, pred: np.ndarray, gt: np.ndarray) -> int:
+    """How many voxels of the region's class are wrong in and around the region (its box + 3 voxels)."""
+    box = bbox(err.mask, 3)
+    return int(((pred[box] == err.cls) != (gt[box] == err.cls)).sum())
+
+
+def gave_up(err: ErrorRegion, before: int, pred: np.ndarray, gt: np.ndarray, tries: list[list],
+            limit: int = 2) -> bool:
+    """Whether the user gives up on ``err`` after this action, as a reader who sees the labels there
+    not getting better: the class's wrong voxels in and around the region (``before`` the action,
+    :func:`wrong_near`) fell by less than :data:`FUTILE` of the region's size, for the ``limit``-th
+    time on this region (or one mostly the same). ``tries`` holds ``[mask, count]`` per region."""
+    if before - wrong_near(err, pred, gt) >= FUTILE * err.size:
+        return False
+    for entry in tries:
+        if (entry[0] & err.mask).sum() > 0.5 * min(int(entry[0].sum()), err.size):
+            entry[1] += 1
+            return bool(entry[1] >= limit)
+    tries.append([err.mask, 1])
+    return limit <= 1
 
 
 def interior_point(mask: np.ndarray) -> tuple[tuple[int, int, int], float]:
@@ -196,12 +246,20 @@ def choose(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, p: tuple[int, int
         if err.kind == "fp" and true == lab.BACKGROUND and \
                 _shell_fraction(err.mask[near], cls_mask[near], outer=False) >= SHELL and ("shrink", err.cls) not in undone:
             return "shrink", err.cls
+    if images is not None and POLICY == "redraw-any" and err.size >= REDRAW_MIN:
+        right, wrong = region_labels(pred, gt, err)
+        if region_of(err, right, wrong) == ("WT", lab.EDEMA):
+            return "redraw", right
     if images is not None and err.size >= LARGE:
         right, wrong = region_labels(pred, gt, err)
         around = _rim(err.mask) & (gt == wrong)
         c = contrast(images[sequence_for({right, wrong})], err.mask, around)
+        if POLICY == "redraw-any" and region_of(err, right, wrong) is not None:
+            return "redraw", right
         if c >= CONTRAST and around.any():
             return "seeds", right
+        if POLICY != "outline" and region_of(err, right, wrong) is not None:
+            return "redraw", right
         if err.kind == "fn" and wrong == lab.BACKGROUND:
             return "outline", right
     return "masked", true
@@ -244,6 +302,12 @@ def tool_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], err: Er
         return seeds_action(pred, gt, err, stack, spacing, state)
     if tool == "outline":
         return outline_action(pred, gt, err, spacing, state)
+    if tool == "redraw":
+        steps = redraw_action(pred, gt, err, p, spacing, state if state is not None else {})
+        if steps is not None:
+            return steps
+        history[-1] = ("masked", cls)
+        return [masked_stroke(pred, err, p, int(gt[p]), images, depth, spacing, radius_mm)]
     t0 = time.perf_counter()
     step = float(min(spacing))
     if tool == "delete-tumour":

@@ -14,10 +14,12 @@ from correction_actions import key_slices, seed_strokes
 from correction_sim import (
     brush_step,
     choose,
+    gave_up,
     interior_point,
     largest_error,
     region_dice,
     tool_step,
+    wrong_near,
 )
 from correction_strokes import stroke_inside, stroke_outside
 
@@ -125,7 +127,10 @@ def _missed_edema():
     return gt, pred, images, stack
 
 
-def test_missed_bright_edema_is_grown_from_a_few_strokes() -> None:
+def test_missed_bright_edema_is_grown_from_a_few_strokes(monkeypatch) -> None:
+    import correction_sim
+
+    monkeypatch.setattr(correction_sim, "POLICY", "outline")     # the first round's user: grow, else outline
     gt, pred, images, stack = _missed_edema()
     err = largest_error(pred, gt)
     p, depth = interior_point(err.mask)
@@ -144,7 +149,10 @@ def test_missed_bright_edema_is_grown_from_a_few_strokes() -> None:
         assert [t for _, t, _ in more] == ["seeds:stroke"] * len(more) <= 2 * ["seeds:stroke"]  # one more slice
 
 
-def test_missed_faint_edema_is_outlined_and_filled_between_slices() -> None:
+def test_missed_faint_edema_is_outlined_and_filled_between_slices(monkeypatch) -> None:
+    import correction_sim
+
+    monkeypatch.setattr(correction_sim, "POLICY", "outline")
     gt, pred, images, stack = _missed_edema()
     flat = {k: np.ones_like(v) for k, v in images.items()}      # the edema does not stand out
     err = largest_error(pred, gt)
@@ -155,3 +163,55 @@ def test_missed_faint_edema_is_outlined_and_filled_between_slices() -> None:
     assert len(steps) == 2 * len(keys) + 2                     # drag + fill per key slice, between, union
     assert all(out is pred for out, _, _ in steps[:-1])        # the scratch layer: labels unchanged until union
     assert region_dice(steps[-1][0], gt)["WT"] > 0.7
+
+
+def _overflowing_edema():
+    """Truth: the edema ball of ``_case``; prediction: an edema 4 voxels too wide on one side,
+    over the ball's whole height, on an image where the tumour does not stand out."""
+    gt, images = _case()
+    pred = gt.copy()
+    wide = _ball(gt.shape, (20, 16, 20), 10) & ~_ball(gt.shape, (20, 16, 16), 10)
+    pred[wide] = 2
+    flat = {k: np.ones_like(v) for k, v in images.items()}
+    return gt, pred, flat, np.stack([flat["flair"]] * 4)
+
+
+def test_an_overflow_at_the_border_is_redrawn_slice_by_slice(monkeypatch) -> None:
+    import correction_sim
+
+    monkeypatch.setattr(correction_sim, "POLICY", "redraw-any")
+    gt, pred, flat, stack = _overflowing_edema()
+    err = largest_error(pred, gt)
+    p, depth = interior_point(err.mask)
+    assert err.kind == "fp" and err.cls == 2 and err.size > 1000     # a crescent, not a shell: no margin
+    assert choose(pred, gt, err, p, depth, [], flat)[0] == "redraw"
+    state: dict = {}
+    steps = tool_step(pred, gt, p, err, depth, flat, SPACING, 15.0, [], stack=stack, state=state)
+    assert [t for _, t, _ in steps] == ["redraw:new-layer", "redraw:outline"]   # one drag: one part
+    out = steps[-1][0]
+    assert np.array_equal(out[p[0]] > 0, gt[p[0]] > 0)                # the outlined slice is right
+    assert np.array_equal(out[np.arange(40) != p[0]], pred[np.arange(40) != p[0]])   # only that slice
+    # A second outline on another slice redraws everything between the two: no new layer.
+    err2 = largest_error(out, gt)
+    p2, depth2 = interior_point(err2.mask)
+    more = tool_step(out, gt, p2, err2, depth2, flat, SPACING, 15.0, [], stack=stack, state=state)
+    assert [t for _, t, _ in more] == ["redraw:outline"] and p2[0] != p[0]
+    lo, hi = sorted((p[0], p2[0]))
+    assert region_dice(more[-1][0][lo:hi + 1], gt[lo:hi + 1])["WT"] > 0.97
+    assert region_dice(more[-1][0], gt)["WT"] > region_dice(out, gt)["WT"] > region_dice(pred, gt)["WT"]
+
+
+def test_the_user_gives_up_on_a_region_the_tool_does_not_change() -> None:
+    gt, images = _case()
+    pred = gt.copy()
+    pred[30:36, 30:40, 30:40] = 2                       # a blob ...
+    pred[20, 16, 16] = 0                                # ... and a one-voxel miss
+    err = largest_error(pred, gt)
+    before = wrong_near(err, pred, gt)
+    tries: list[list] = []
+    assert not gave_up(err, before, pred, gt, tries)    # nothing changed once: the user tries again
+    assert gave_up(err, before, pred, gt, tries)        # twice: skipped from now on
+    assert largest_error(pred, gt, [err.mask]).size == 1
+    fixed = pred.copy()
+    fixed[err.mask] = 0
+    assert not gave_up(err, before, fixed, gt, [])      # the blob gone: progress
