@@ -13,6 +13,7 @@ Modules, one concern each:
 - :mod:`.redraw`: replace a region by outlines drawn on a few slices (interpolated between them);
 - :mod:`.grow`: grow a label map from seed strokes with a random walker on the four sequences;
 - :mod:`.masks`: intensity-limited brush and fill;
+- :mod:`.enhancement`: split the core into enhancing tumour and necrosis by a T1ce threshold;
 - :mod:`.logic`: copy, union, subtract, intersect between two label maps of one grid.
 
 A tool used wrongly raises :class:`EditError` and changes nothing.
