@@ -16,9 +16,14 @@ screenshot (``correction-N-*.png``, the whole window scaled to ``--width`` pixel
    background just outside it on its key slices (the benchmark's simulated strokes,
    ``bench/correction_actions.py``, written into the seeds layer as a brush would);
 4. ``grown``: *Grow from seeds* with *May change: only background*;
-5. ``margin``: *Margin* of ``--margin-target`` by ``--margin-mm`` (default: the whole tumour shrunk
-   by 1 mm, the prediction overflowing the reference);
-6. ``score``: *Undo* (the margin taken back in one step), then Score, the reference against the
+5. ``redraw``: *Redraw on a few slices*, *New outline layer*, whole tumour, then on three axial
+   slices (a quarter, half and three quarters of the reference whole tumour's height) the outer
+   border of the reference whole tumour's section traced into the outline layer, one drag
+   around each part, with *Redraw again as outlines are added* on (shown on the middle slice,
+   the outlines in magenta, with the previous shot's crosshair);
+6. ``margin``: *Margin* of ``--margin-target`` by ``--margin-mm`` (default: the whole tumour shrunk
+   by 1 mm);
+7. ``score``: *Undo* (the margin taken back in one step), then Score, the reference against the
    corrected labels.
 
 The reference labels of the case play the reader's eye (where the model is wrong); the script
@@ -73,6 +78,33 @@ def _missed(pred: np.ndarray, gt: np.ndarray, cls: int):
     return ErrorRegion("fn", cls, mask, int(mask.sum()))
 
 
+#: The outline layer's colour in the shots: magenta stands out of the label colours and the grey image.
+OUTLINE_RGBA = (1.0, 0.0, 1.0, 1.0)
+#: Parts of a section smaller than this (voxels) are specks no reader traces.
+MIN_PART = 20
+
+
+def _key_slices(gt: np.ndarray) -> list[int]:
+    """Three axial slices through the reference whole tumour: a quarter, half and three quarters
+    of its height."""
+    zs = np.flatnonzero((gt > 0).any(axis=(1, 2)))
+    if zs.size == 0:
+        return []
+    return sorted({int(zs[round(f * (zs.size - 1))]) for f in (0.25, 0.5, 0.75)})
+
+
+def _traced(section: np.ndarray, width: int = 2) -> np.ndarray:
+    """The outer border (``width`` voxels) of each part of a 2D section, holes filled: what one
+    drag of a brush around each part leaves. Parts under :data:`MIN_PART` voxels are left out."""
+    from scipy import ndimage
+
+    filled = ndimage.binary_fill_holes(section)
+    parts, n = ndimage.label(filled)
+    sizes = np.bincount(parts.ravel(), minlength=n + 1)
+    kept = np.isin(parts, np.flatnonzero(sizes >= MIN_PART)) & (parts > 0)
+    return kept & ~ndimage.binary_erosion(kept, iterations=width)
+
+
 class Shots:
     """Pumps Qt events, places the cursor and writes scaled screenshots."""
 
@@ -125,14 +157,14 @@ def _dice(pred: np.ndarray, gt: np.ndarray) -> str:
     return " ".join(f"{k} {v:.3f}" for k, v in region_dice(pred, gt).items())
 
 
-def _open(tools, index: int) -> None:
-    for i, section in enumerate(tools.sections):
-        (section.expand if i == index else section.collapse)(animate=False)
+def _open(tools, title: str) -> None:
+    """Expand the Correct tools' section whose title starts with ``title``, collapse the others."""
+    for section in tools.sections:
+        (section.expand if section.text().startswith(title) else section.collapse)(animate=False)
 
 
 def session(args: argparse.Namespace) -> None:
     """The steps of the session (see the module's docstring)."""
-    from correction_actions import seed_strokes
     from napari.layers import Labels
     from qtpy.QtWidgets import QApplication
     from screenshot import _segment
@@ -148,69 +180,13 @@ def session(args: argparse.Namespace) -> None:
     pred = _segment(shots.app, dock, args.model, False)
     gt = np.asarray(ref.data)
     ref.visible = False
-    correct, tools = dock.correct, dock.correct.tools
-    correct.layer_combo.set_layer(pred)
+    dock.correct.layer_combo.set_layer(pred)
     dock.open_section("correct", only=True)
     print("model:", _dice(np.asarray(pred.data), gt))
-
-    # 1-2: the false-positive component, deleted in one click.
-    _open(tools, 0)
-    fp = _false_component(np.asarray(pred.data), gt)
-    if fp is not None:
-        shots.goto(pred, fp)
-        viewer.layers.selection.active = pred
-        ref.contour, ref.visible = 1, True        # the reference as outlines: where the model is wrong
-        shots.take("correction-1-prediction")
-        tools.component_scope.setCurrentText("whole tumour")
-        tools.component_action.setCurrentText("delete")
-        tools.pick_button.click()                   # armed: the next click in the view acts
-        tools.component_at(fp)                      # what that click calls
-        shots.take("correction-2-delete")
-        tools.pick_button.click()
-        ref.visible = False
-        print("after delete:", _dice(np.asarray(pred.data), gt))
-
-    # 3-4: strokes on the largest missed edema, grown into background only.
-    err = _missed(np.asarray(pred.data), gt, 2)
-    if err is not None:
-        _open(tools, 3)
-        tools.seeds_button.click()
-        seeds = tools.seeds_layer
-        strokes = seed_strokes(gt, err, 2, 0, tuple(tools.spacing(pred)))
-        data = np.zeros(gt.shape, np.uint8)
-        for z, mask, value in strokes:
-            data[z][mask] = value
-        with seeds.block_history():
-            idx = np.nonzero(data)
-            seeds.data_setitem(idx, data[idx])
-        z_show = strokes[len(strokes) // 2][0]
-        ys, xs = np.nonzero(data[z_show])
-        shots.goto(pred, (z_show, int(np.median(ys)), int(np.median(xs))))
-        tools.grow_editable.setCurrentText("only background")
-        tools.grow_margin.setValue(8.0)
-        opacity, pred.opacity = pred.opacity, 0.3         # the strokes stand out over the labels
-        shots.take("correction-3-strokes")
-        pred.opacity = opacity
-        tools.grow_button.click()
-        shots.wait(lambda: tools.grow_task is None)
-        seeds.visible = False
-        viewer.layers.selection.active = pred
-        shots.take("correction-4-grown")
-        print("after grow:", _dice(np.asarray(pred.data), gt), f"({len(strokes)} strokes)")
-
-    # 5: a margin.
-    _open(tools, 1)
-    tools.target_combo.setCurrentText(args.margin_target)
-    tools.margin_mm.setValue(args.margin_mm)
-    tools.margin_button.click()
-    viewer.layers.selection.active = pred
-    shots.take("correction-5-margin")
-    print("after margin:", _dice(np.asarray(pred.data), gt))
-    before = np.array(pred.data, copy=True)
-    correct.undo_button.click()                     # the margin taken back: one undo step
-    print("after undo:", _dice(np.asarray(pred.data), gt), "changed back:", int((before != pred.data).sum()))
-
-    # 6: the score of the corrected labels.
+    _delete(shots, dock.correct.tools, pred, ref)
+    _grow(shots, dock.correct.tools, pred, gt)
+    _redraw(shots, dock.correct.tools, pred, gt)
+    _margin(shots, dock.correct, pred, gt, args)
     score = dock.score
     score.reference_combo.set_layer(ref)
     score.prediction_combo.set_layer(pred)
@@ -218,8 +194,112 @@ def session(args: argparse.Namespace) -> None:
     score.score()
     shots.wait(lambda: score.computed > n)
     dock.open_section("score", only=True)
-    shots.take("correction-6-score")
+    shots.take("correction-7-score")
     viewer.close()
+
+
+def _delete(shots: Shots, tools, pred, ref) -> None:
+    """Steps 1-2: the false-positive component, deleted in one click."""
+    gt = np.asarray(ref.data)
+    _open(tools, "Pick a component")
+    fp = _false_component(np.asarray(pred.data), gt)
+    if fp is None:
+        return
+    shots.goto(pred, fp)
+    shots.viewer.layers.selection.active = pred
+    ref.contour, ref.visible = 1, True        # the reference as outlines: where the model is wrong
+    shots.take("correction-1-prediction")
+    tools.component_scope.setCurrentText("whole tumour")
+    tools.component_action.setCurrentText("delete")
+    tools.pick_button.click()                   # armed: the next click in the view acts
+    tools.component_at(fp)                      # what that click calls
+    shots.take("correction-2-delete")
+    tools.pick_button.click()
+    ref.visible = False
+    print("after delete:", _dice(np.asarray(pred.data), gt))
+
+
+def _grow(shots: Shots, tools, pred, gt: np.ndarray) -> None:
+    """Steps 3-4: strokes on the largest missed edema, grown into background only."""
+    from correction_actions import seed_strokes
+
+    err = _missed(np.asarray(pred.data), gt, 2)
+    if err is None:
+        return
+    _open(tools, "Grow from seeds")
+    tools.seeds_button.click()
+    seeds = tools.seeds_layer
+    strokes = seed_strokes(gt, err, 2, 0, tuple(tools.spacing(pred)))
+    data = np.zeros(gt.shape, np.uint8)
+    for z, mask, value in strokes:
+        data[z][mask] = value
+    with seeds.block_history():
+        idx = np.nonzero(data)
+        seeds.data_setitem(idx, data[idx])
+    z_show = strokes[len(strokes) // 2][0]
+    ys, xs = np.nonzero(data[z_show])
+    shots.goto(pred, (z_show, int(np.median(ys)), int(np.median(xs))))
+    tools.grow_editable.setCurrentText("only background")
+    tools.grow_margin.setValue(8.0)
+    opacity, pred.opacity = pred.opacity, 0.3         # the strokes stand out over the labels
+    shots.take("correction-3-strokes")
+    pred.opacity = opacity
+    tools.grow_button.click()
+    shots.wait(lambda: tools.grow_task is None)
+    seeds.visible = False
+    shots.viewer.layers.selection.active = pred
+    shots.take("correction-4-grown")
+    print("after grow:", _dice(np.asarray(pred.data), gt), f"({len(strokes)} strokes)")
+
+
+def _redraw(shots: Shots, tools, pred, gt: np.ndarray) -> None:
+    """Step 5: the reference whole tumour's border traced on three axial slices, redrawn."""
+    from napari.utils.colormaps import DirectLabelColormap
+    from scipy import ndimage
+
+    zs = _key_slices(gt)
+    if not zs:
+        return
+    rd = tools.redraw
+    _open(tools, "Redraw on a few slices")
+    rd.outline_button.click()
+    outlines = rd.outline_layer
+    outlines.colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: OUTLINE_RGBA})
+    outlines.opacity = 1.0
+    rd.region_combo.setCurrentIndex(rd.region_combo.findData("WT"))
+    rd.auto_check.setChecked(True)
+    before = np.array(pred.data, copy=True)
+    for z in zs:                                   # one drag around each part of each section
+        parts, n = ndimage.label(_traced(gt[z] > 0))
+        for k in range(1, n + 1):
+            ring = np.zeros(gt.shape, bool)
+            ring[z] = parts == k
+            with outlines.block_history():
+                outlines.data_setitem(np.nonzero(ring), 1)     # emits the paint event
+            shots.settle(2)
+    shots.wait(lambda: not rd.timer.isActive())   # the automatic redraw after the last stroke
+    changed = int((before != np.asarray(pred.data)).sum())
+    _, y, x = np.round(pred.world_to_data(shots.viewer.dims.point)).astype(int)
+    shots.goto(pred, (zs[len(zs) // 2], y, x))      # the previous shot's crosshair: the two compare
+    shots.viewer.layers.selection.active = pred     # its volumes in the table, the outlines visible
+    shots.take("correction-5-redraw")
+    outlines.visible = False
+    print("after redraw:", _dice(np.asarray(pred.data), gt), f"(slices {zs}, {changed} voxels changed)")
+
+
+def _margin(shots: Shots, correct, pred, gt: np.ndarray, args: argparse.Namespace) -> None:
+    """Step 6: a margin, then Undo (the margin taken back in one step)."""
+    tools = correct.tools
+    _open(tools, "Margin and smoothing")
+    tools.target_combo.setCurrentText(args.margin_target)
+    tools.margin_mm.setValue(args.margin_mm)
+    tools.margin_button.click()
+    shots.viewer.layers.selection.active = pred
+    shots.take("correction-6-margin")
+    print("after margin:", _dice(np.asarray(pred.data), gt))
+    before = np.array(pred.data, copy=True)
+    correct.undo_button.click()                     # the margin taken back: one undo step
+    print("after undo:", _dice(np.asarray(pred.data), gt), "changed back:", int((before != pred.data).sum()))
 
 
 def main() -> None:
