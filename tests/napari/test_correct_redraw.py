@@ -10,7 +10,8 @@ from scipy import ndimage
 from test_correct_tools import _setup, crop_case  # noqa: F401  (crop_case: the fixture)
 
 from napari_brats_seg._napari import autosave
-from napari_brats_seg._napari.layers import source_of
+from napari_brats_seg._napari.layers import is_scratch, source_of
+from napari_brats_seg._napari.widgets.legend import LegendWidget
 from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core.edit import redraw
 
@@ -52,6 +53,11 @@ def test_outline_layer_redraw_undo_and_autosave(make_napari_viewer, qtbot, crop_
     assert tuple(outl.units) == tuple(pred.units)
     assert outl.mode == "paint" and outl.selected_label == 1 and outl.brush_size == 3
     assert viewer.layers.selection.active is outl.__wrapped__ and tools.layer() is pred    # the target stays
+    # A scratch layer in magenta: the volumes table does not take it for the tumour's labels.
+    assert is_scratch(outl) and np.allclose(outl.colormap.map(np.array([1]))[0], [1, 0, 1, 1])
+    legend = LegendWidget(viewer)
+    viewer.layers.selection.active = outl.__wrapped__
+    assert legend.layer is not outl.__wrapped__ and not is_scratch(legend.layer)
     rd.outline_button.click()
     assert rd.outline_layer is outl and sum(ly.name == outl.name for ly in viewer.layers) == 1
 

@@ -108,6 +108,16 @@ def unwrap(obj: Any) -> Any:
     return getattr(obj, "__wrapped__", obj)
 
 
+#: ``metadata[SCRATCH_KEY]`` is True on the correction tools' scratch layers (seeds, outlines):
+#: strokes, not labels of the tumour, so the volumes table and the tools never take them as the target.
+SCRATCH_KEY = "brats_seg_scratch"
+
+
+def is_scratch(layer: Any) -> bool:
+    """Whether ``layer`` is a scratch layer of the correction tools (seeds, outlines)."""
+    return bool((getattr(layer, "metadata", None) or {}).get(SCRATCH_KEY))
+
+
 def source_of(layer: Any) -> LayerSource | None:
     """The :class:`LayerSource` of a layer (or of layer-data metadata), None if it has none."""
     meta = layer if isinstance(layer, dict) else getattr(layer, "metadata", {})

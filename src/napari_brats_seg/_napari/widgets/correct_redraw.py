@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Labels
+from napari.utils.colormaps import DirectLabelColormap
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QStandardItemModel
 from qtpy.QtWidgets import QCheckBox, QComboBox, QPushButton
@@ -27,6 +28,7 @@ from superqt import QCollapsible
 from ...core import labels as lab
 from ...core.edit import EditError, redraw
 from ...core.edit._common import Target, target_classes, target_name
+from ..layers import SCRATCH_KEY
 from .correct_tools import _class_combo, _group
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ def _same(a: Any, b: Any) -> bool:
     return a is not None and getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
 
 
+#: The outlines' colour (magenta: none of the tumour classes' colours).
+OUTLINE_RGBA = np.array([1.0, 0.0, 1.0, 1.0])
 #: Delay between an outline stroke and the automatic re-apply (ms).
 AUTO_DELAY_MS = 300
 
@@ -117,7 +121,8 @@ class RedrawSection:
             layer = tools.viewer.add_labels(
                 np.zeros(target.data.shape, np.uint8), name=f"outlines [{target.name}]", scale=target.scale,
                 translate=target.translate, units=target.units,   # mm like the case, as the seeds layer
-                opacity=0.9)
+                opacity=0.9, metadata={SCRATCH_KEY: True},      # magenta: no tumour class's colour
+                colormap=DirectLabelColormap(color_dict={None: np.zeros(4), 0: np.zeros(4), 1: OUTLINE_RGBA}))
             layer.events.paint.connect(self._on_outline_paint)
             self.outline_layer = layer
         layer.selected_label = 1

@@ -40,7 +40,7 @@ from ...core.case import MODALITIES, MODALITY_NAMES
 from ...core.edit import EditError, components, grow, interpolate, logic, margins, masks
 from ...core.errors import BratsSegError
 from .. import edits
-from ..layers import case_from_layers, label_colormap, source_of
+from ..layers import SCRATCH_KEY, case_from_layers, label_colormap, source_of
 from ..worker import Task, start_task
 from ._qt import LayerCombo
 from ._strokes import MaskedStroke
@@ -359,7 +359,7 @@ class CorrectTools(QWidget):
         self.seeds_layer = self.viewer.add_labels(
             np.zeros(target.data.shape, np.uint8), name=f"seeds [{target.name}]", scale=target.scale,
             translate=target.translate, units=target.units,   # mm like the case: no "inconsistent units"
-            opacity=0.9, colormap=DirectLabelColormap(color_dict=colours))
+            opacity=0.9, colormap=DirectLabelColormap(color_dict=colours), metadata={SCRATCH_KEY: True})
         self.seeds_layer.events.paint.connect(self._on_seed_paint)
         self.status.setText("seeds layer added: paint strokes of each label (and of background) into it, "
                             "then Grow from seeds")

@@ -18,7 +18,7 @@ from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from ...core import labels as lab
-from ..layers import source_of, unwrap
+from ..layers import is_scratch, source_of, unwrap
 
 #: Class rows of the legend (internal classes; the resection cavity only when present).
 CLASS_ROWS = (lab.NECROTIC, lab.EDEMA, lab.ENHANCING, lab.RESECTION)
@@ -113,11 +113,11 @@ class LegendWidget(QWidget):
         self.recount()
 
     def _on_active(self, event: Any) -> None:
-        if isinstance(event.value, Labels):
+        if isinstance(event.value, Labels) and not is_scratch(event.value):
             self.set_layer(event.value)
 
     def _on_inserted(self, event: Any) -> None:
-        if self.layer is None and isinstance(event.value, Labels):
+        if self.layer is None and isinstance(event.value, Labels) and not is_scratch(event.value):
             self.set_layer(event.value)
 
     def _on_removed(self, event: Any) -> None:
@@ -127,10 +127,10 @@ class LegendWidget(QWidget):
 
     def _pick_default(self) -> None:
         active = self.viewer.layers.selection.active
-        if isinstance(active, Labels):
+        if isinstance(active, Labels) and not is_scratch(active):
             self.set_layer(active)
             return
-        labels = [ly for ly in self.viewer.layers if isinstance(ly, Labels)]
+        labels = [ly for ly in self.viewer.layers if isinstance(ly, Labels) and not is_scratch(ly)]
         self.set_layer(labels[-1] if labels else None)
 
     def _retitle(self, _event: Any = None) -> None:
