@@ -54,7 +54,7 @@ TARGETS: dict[str, int | str] = {
 SEED_CLASSES: dict[int, str] = {**{c: lab.CLASS_NAMES[c] for c in lab.TUMOUR_CLASSES},
                                 grow.BACKGROUND_SEED: "background"}
 #: Armed click modes.
-CLICK_MODES = ("component", "window", "brush", "fill")
+CLICK_MODES = ("component", "window", "brush", "fill", "split")
 #: What grow from seeds may change (3D Slicer's editable area): every voxel of its box, or one label's.
 GROW_EDITABLE: dict[str, tuple[int, ...] | None] = {
     "everything": None, "only background": (lab.BACKGROUND,),
@@ -112,7 +112,8 @@ class CorrectTools(QWidget):
     ``grow_margin``, ``grow_editable``, ``grow_button``, ``grow_auto``; ``mask_sequence``, ``mask_low``,
     ``mask_high``, ``mask_pick_button``, ``mask_brush_button``, ``mask_fill_button``;
     ``logic_source``, ``logic_op``, ``logic_class``, ``logic_button``; ``status``; ``redraw``, the
-    :class:`.correct_redraw.RedrawSection` (``redraw.outline_button``, ``redraw.redraw_button``...).
+    :class:`.correct_redraw.RedrawSection` (``redraw.outline_button``, ``redraw.redraw_button``...);
+    ``split``, the :class:`.correct_split.SplitSection` (``split.threshold``, ``split.split_button``...).
 
     Parameters
     ----------
@@ -143,7 +144,8 @@ class CorrectTools(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         #: The collapsible sections, in order (the first one open).
         self.sections = [self._component_group(), self._margin_group(), self._interp_group(),
-                         self._redraw_group(), self._grow_group(), self._mask_group(), self._logic_group()]
+                         self._redraw_group(), self._grow_group(), self._mask_group(), self._split_group(),
+                         self._logic_group()]
         for section in self.sections:
             lay.addWidget(section)
         self.sections[0].expand(animate=False)
@@ -224,6 +226,12 @@ class CorrectTools(QWidget):
         return _group("Intensity-limited painting (selected label, brush size)", ("Sequence", self.mask_sequence),
                       ("Window", _row(self.mask_low, self.mask_high)), self.mask_pick_button,
                       _row(self.mask_brush_button, self.mask_fill_button))
+
+    def _split_group(self) -> QCollapsible:
+        from .correct_split import SplitSection  # it builds on this module's helpers
+
+        self.split = SplitSection(self)
+        return self.split.group
 
     def _logic_group(self) -> QCollapsible:
         self.logic_source = LayerCombo(self.viewer, Labels)
@@ -442,9 +450,9 @@ class CorrectTools(QWidget):
         """The intensity window ``(low, high)`` of the spin boxes."""
         return (self.mask_low.value(), self.mask_high.value())
 
-    def mask_image(self, layer: Labels) -> np.ndarray:
-        """The chosen sequence of the target's case, on the target's grid."""
-        m, src = self.mask_sequence.currentData(), source_of(layer)
+    def mask_image(self, layer: Labels, modality: str | None = None) -> np.ndarray:
+        """The chosen sequence (or ``modality``) of the target's case, on the target's grid."""
+        m, src = modality or self.mask_sequence.currentData(), source_of(layer)
         for ly in self.viewer.layers:
             s = source_of(ly)
             if isinstance(ly, Image) and s is not None and s.modality == m and (
@@ -513,12 +521,12 @@ class CorrectTools(QWidget):
 
     # -- mouse -----------------------------------------------------------------------------
     def arm(self, mode: str | None, _from: str | None = None) -> None:
-        """Arm a click tool (``component``, ``window``, ``brush``, ``fill``) or, with None, disarm."""
+        """Arm a click tool (``component``, ``window``, ``brush``, ``fill``, ``split``) or, with None, disarm."""
         if mode is None and _from is not None and self.click_mode != _from:
             return
         self.click_mode = mode
         buttons = {"component": self.pick_button, "window": self.mask_pick_button,
-                   "brush": self.mask_brush_button, "fill": self.mask_fill_button}
+                   "brush": self.mask_brush_button, "fill": self.mask_fill_button, "split": self.split.split_button}
         for m, btn in buttons.items():
             btn.blockSignals(True)
             btn.setChecked(m == mode)
@@ -540,6 +548,8 @@ class CorrectTools(QWidget):
             self.pick_window(point)
         elif mode == "fill":
             self.masked_fill_at(point)
+        elif mode == "split":
+            self.split.split(point)
         elif mode == "brush" and (stroke := self.begin_masked_stroke()) is not None:
             stroke.dab(point)
             yield
