@@ -39,6 +39,9 @@ Two arms:
     its label is background): *Redraw on a few slices* of the whole tumour, its true outline drawn
     on the slice through the point (``correction_redraw.py``); with ``redraw-any`` before grow from
     seeds, for every such region of at least :data:`REDRAW_MIN` voxels;
+  * ``split-core`` (policy ``redraw-any``): a large region of necrosis and enhancing tumour confused
+    with each other: *Split the core by enhancement*, scope the component under a click, Otsu's
+    T1ce threshold (the button, then a click on the point: two interactions), once;
   * ``masked``: otherwise one stroke of the intensity-limited 3D brush (radius sized to the region,
     at most ``radius_mm``; window picked from the voxel: FLAIR for edema and background, T1ce for
     the core).
@@ -56,7 +59,7 @@ from correction_strokes import CAP_MM, centreline, stroke_inside  # bench/ is on
 from scipy import ndimage
 
 from napari_brats_seg.core import labels as lab
-from napari_brats_seg.core.edit import components, margins, masks
+from napari_brats_seg.core.edit import EditError, components, enhancement, margins, masks
 from napari_brats_seg.core.edit._common import bbox
 
 #: 26-connectivity.
@@ -86,6 +89,8 @@ POLICIES = ("redraw-any", "redraw", "outline")
 REDRAW_MIN = 200
 #: An action that fixes less than this fraction of its region (net) made no visible progress.
 FUTILE = 0.05
+#: The core's classes: a confusion between them is split by enhancement on T1ce (once).
+CORE = {lab.NECROTIC, lab.ENHANCING}
 #: napari's default brush radius (size 10), in voxels.
 BRUSH_RADIUS = 5
 
@@ -250,6 +255,8 @@ def choose(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, p: tuple[int, int
         right, wrong = region_labels(pred, gt, err)
         if region_of(err, right, wrong) == ("WT", lab.EDEMA):
             return "redraw", right
+        if err.size >= LARGE and {right, wrong} <= CORE and ("split-core", 0) not in (history or []):
+            return "split-core", 0
     if images is not None and err.size >= LARGE:
         right, wrong = region_labels(pred, gt, err)
         around = _rim(err.mask) & (gt == wrong)
@@ -302,6 +309,13 @@ def tool_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], err: Er
         return seeds_action(pred, gt, err, stack, spacing, state)
     if tool == "outline":
         return outline_action(pred, gt, err, spacing, state)
+    if tool == "split-core":
+        t0 = time.perf_counter()
+        try:
+            out, _ = enhancement.split_core(pred, images["t1ce"], point=p)
+        except EditError:                            # the point is not in the core: nothing split
+            out = pred
+        return [(pred, "split-core:arm", 0.0), (out, "split-core", time.perf_counter() - t0)]
     if tool == "redraw":
         steps = redraw_action(pred, gt, err, p, spacing, state if state is not None else {})
         if steps is not None:

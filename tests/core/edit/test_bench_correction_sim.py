@@ -215,3 +215,20 @@ def test_the_user_gives_up_on_a_region_the_tool_does_not_change() -> None:
     fixed = pred.copy()
     fixed[err.mask] = 0
     assert not gave_up(err, before, fixed, gt, [])      # the blob gone: progress
+
+
+def test_a_core_with_its_classes_confused_is_split_by_enhancement_in_two_interactions() -> None:
+    gt, images = _case()
+    gt[_ball(gt.shape, (20, 16, 16), 9) & (gt == 2)] = 3          # an enhancing rim around the necrosis
+    t1ce = np.where(gt == 3, 3.0, np.where(gt == 1, 0.5, 1.0)).astype(np.float32)
+    images = {"flair": images["flair"], "t1ce": t1ce}
+    pred = gt.copy()
+    pred[(gt == 3) & (np.arange(40)[:, None, None] >= 20)] = 1     # the rim's lower half: necrosis
+    err = largest_error(pred, gt)
+    p, depth = interior_point(err.mask)
+    history: list[tuple[str, int]] = []
+    assert choose(pred, gt, err, p, depth, history, images)[0] == "split-core"
+    steps = tool_step(pred, gt, p, err, depth, images, SPACING, 15.0, history, stack=np.stack([t1ce] * 4))
+    assert [t for _, t, _ in steps] == ["split-core:arm", "split-core"]
+    assert np.array_equal(steps[-1][0], gt)
+    assert choose(pred, gt, err, p, depth, history, images)[0] != "split-core"    # once
