@@ -49,6 +49,7 @@ from correction_sim import (
     gave_up,
     interior_point,
     largest_error,
+    note_futile,
     region_dice,
     tool_step,
     wrong_near,
@@ -85,11 +86,14 @@ def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., list], cap: i
             continue
         p, depth = interior_point(err.mask)
         before = wrong_near(err, pred, gt)
-        for out, tool, sec in step(pred, gt, p, err=err, depth=depth, **kw)[: cap + 1 - len(dice)]:
+        steps = step(pred, gt, p, err=err, depth=depth, **kw)[: cap + 1 - len(dice)]
+        for out, tool, sec in steps:
             seconds.append(sec)
             tools[tool.split(":")[0]] += 1
             dice.append(dice[-1] if out is pred else region_dice(out, gt))   # a stroke into seeds changes nothing
             pred = out
+        if steps:
+            note_futile(kw.get("state"), steps[-1][1].split(":")[0], err, before, pred, gt)  # type: ignore[arg-type]
         if gave_up(err, before, pred, gt, tries):
             skip.append(err.mask)
 

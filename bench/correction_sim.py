@@ -89,6 +89,9 @@ POLICIES = ("redraw-any", "redraw", "outline")
 REDRAW_MIN = 200
 #: An action that fixes less than this fraction of its region (net) made no visible progress.
 FUTILE = 0.05
+#: A region tool (grow from seeds) that made no visible progress this many times on a case is not
+#: picked again on it: the reader learns it does not work on this image (:func:`note_futile`).
+LEARN = 2
 #: The core's classes: a confusion between them is split by enhancement on T1ce (once).
 CORE = {lab.NECROTIC, lab.ENHANCING}
 #: napari's default brush radius (size 10), in voxels.
@@ -146,6 +149,15 @@ def wrong_near(err: ErrorRegion, pred: np.ndarray, gt: np.ndarray) -> int:
     """How many voxels of the region's class are wrong in and around the region (its box + 3 voxels)."""
     box = bbox(err.mask, 3)
     return int(((pred[box] == err.cls) != (gt[box] == err.cls)).sum())
+
+
+def note_futile(state: dict | None, tool: str, err: ErrorRegion, before: int, pred: np.ndarray,
+                gt: np.ndarray) -> None:
+    """Count ``tool`` as futile on this case in ``state["futile"]`` when its action on ``err`` fixed
+    less than :data:`FUTILE` of it (see :func:`gave_up`)."""
+    if state is not None and before - wrong_near(err, pred, gt) < FUTILE * err.size:
+        futile = state.setdefault("futile", {})
+        futile[tool] = futile.get(tool, 0) + 1
 
 
 def gave_up(err: ErrorRegion, before: int, pred: np.ndarray, gt: np.ndarray, tries: list[list],
@@ -223,7 +235,7 @@ def _rim(mask: np.ndarray, width: int = 3) -> np.ndarray:
 
 def choose(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, p: tuple[int, int, int], depth: float,
            history: list[tuple[str, int]] | None = None,
-           images: dict[str, np.ndarray] | None = None) -> tuple[str, int]:
+           images: dict[str, np.ndarray] | None = None, avoid: frozenset[str] = frozenset()) -> tuple[str, int]:
     """The tool a user picks for error ``err`` at point ``p``, and the class it paints.
 
     Returns ``(tool, cls)``: tool ``"delete"``, ``"delete-tumour"``, ``"relabel"``, ``"grow"``,
@@ -263,7 +275,7 @@ def choose(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, p: tuple[int, int
         c = contrast(images[sequence_for({right, wrong})], err.mask, around)
         if POLICY == "redraw-any" and region_of(err, right, wrong) is not None:
             return "redraw", right
-        if c >= CONTRAST and around.any():
+        if c >= CONTRAST and around.any() and "seeds" not in avoid:
             return "seeds", right
         if POLICY != "outline" and region_of(err, right, wrong) is not None:
             return "redraw", right
@@ -300,7 +312,9 @@ def tool_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], err: Er
     ``(C, z, y, x)`` for grow from seeds (no region tool without it); ``state`` the user's seeds
     layer between steps.
     """
-    tool, cls = choose(pred, gt, err, p, depth, history, images if stack is not None else None)
+    futile = (state or {}).get("futile", {})
+    avoid = frozenset(t for t, n in futile.items() if n >= LEARN)     # type: ignore[union-attr]
+    tool, cls = choose(pred, gt, err, p, depth, history, images if stack is not None else None, avoid)
     history.append((tool, cls))
     if state is not None:                            # another tool: the next grow or outline starts anew
         for other in {"seeds", "outline"} - {tool}:
