@@ -232,3 +232,22 @@ def test_a_core_with_its_classes_confused_is_split_by_enhancement_in_two_interac
     assert [t for _, t, _ in steps] == ["split-core:arm", "split-core"]
     assert np.array_equal(steps[-1][0], gt)
     assert choose(pred, gt, err, p, depth, history, images)[0] != "split-core"    # once
+
+
+def test_a_reader_stops_picking_a_tool_that_twice_did_nothing(monkeypatch) -> None:
+    import correction_sim
+
+    monkeypatch.setattr(correction_sim, "POLICY", "outline")
+    gt, pred, images, stack = _missed_edema()
+    err = largest_error(pred, gt)
+    p, depth = interior_point(err.mask)
+    state: dict = {}
+    for _ in range(2):                                  # two actions that left the region as it was
+        correction_sim.note_futile(state, "seeds", err, wrong_near(err, pred, gt), pred, gt)
+    assert state["futile"] == {"seeds": 2}
+    assert choose(pred, gt, err, p, depth, [], images)[0] == "seeds"
+    assert choose(pred, gt, err, p, depth, [], images, frozenset({"seeds"}))[0] == "outline"
+    steps = tool_step(pred, gt, p, err, depth, images, SPACING, 15.0, [], stack=stack, state=state)
+    assert steps[0][1].startswith("outline")
+    correction_sim.note_futile(state, "outline", err, wrong_near(err, pred, gt), gt, gt)   # fixed: not futile
+    assert "outline" not in state["futile"]
