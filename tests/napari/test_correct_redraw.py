@@ -118,6 +118,18 @@ def test_redraw_again_as_outlines_are_added_replaces_the_previous_redraw(
     assert np.array_equal(pred.data, first)
     pred.undo()
     assert np.array_equal(pred.data, original)
+    pred.redo()
+    pred.redo()
+    assert np.array_equal(pred.data, again)
+
+    # Clear outlines: the layer is empty, the labels keep the redraw, and the next outline (another
+    # region) starts from them rather than from the labels before the first redraw.
+    rd.clear_outlines()
+    assert not np.asarray(outl.data).any() and np.array_equal(pred.data, again) and not rd.timer.isActive()
+    rd.region_combo.setCurrentIndex(rd.region_combo.findData("TC"))
+    _draw(outl, zm, centre, 2.0)
+    core = redraw.redraw(again, np.asarray(outl.data), "TC", axis=0, spacing=sp)
+    qtbot.waitUntil(lambda: np.array_equal(pred.data, core), timeout=10_000)
 
 
 def test_redraw_used_wrongly_changes_nothing(make_napari_viewer, crop_case, notifications) -> None:  # noqa: F811

@@ -4,6 +4,8 @@ core component under a click only, and misuse refused with nothing changed or re
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
@@ -11,7 +13,7 @@ from scipy import ndimage
 from test_correct_tools import _click, _setup, crop_case  # noqa: F401  (crop_case: the fixture)
 
 from napari_brats_seg._napari import autosave, edits
-from napari_brats_seg._napari.layers import source_of
+from napari_brats_seg._napari.layers import META_KEY, source_of
 from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core.edit.enhancement import core_mask, otsu_threshold, split_core
 
@@ -69,6 +71,12 @@ def test_split_whole_core_with_otsu_undo_and_autosave(make_napari_viewer, qtbot,
     assert f"T1ce >= {used:.5g}" in tools.status.text()
     pred.undo()
     assert np.array_equal(pred.data, original)
+    # A threshold set for one case is not used on another case's layer: Otsu's is, again.
+    assert sp.users_threshold(pred)
+    own = source_of(pred)
+    pred.metadata[META_KEY] = dataclasses.replace(own, info=dataclasses.replace(own.info, case_id="Another_case"))
+    assert not sp.users_threshold(pred)
+    pred.metadata[META_KEY] = own
 
 
 def test_split_of_the_core_component_under_a_click(make_napari_viewer, crop_case) -> None:  # noqa: F811

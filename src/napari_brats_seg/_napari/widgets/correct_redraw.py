@@ -29,7 +29,7 @@ from ...core import labels as lab
 from ...core.edit import EditError, redraw
 from ...core.edit._common import Target, target_classes, target_name
 from ..layers import SCRATCH_KEY
-from .correct_tools import _class_combo, _group
+from .correct_tools import _class_combo, _group, _row
 
 if TYPE_CHECKING:
     from .correct_tools import CorrectTools
@@ -87,12 +87,15 @@ class RedrawSection:
         self.region_combo.currentIndexChanged.connect(self._region_changed)
         self.redraw_button = QPushButton("Redraw")
         self.redraw_button.clicked.connect(self.redraw)
+        self.clear_button = QPushButton("Clear outlines")
+        self.clear_button.setToolTip("Empty the outline layer to outline another region (the labels stay)")
+        self.clear_button.clicked.connect(self.clear_outlines)
         self.auto_check = QCheckBox("Redraw again as outlines are added")
         self.auto_check.setChecked(True)
         self._region_changed()
         return _group("Redraw on a few slices (outlines, interpolated between)", self.outline_button,
                       ("Region", self.region_combo), ("New voxels become", self.fill_combo),
-                      self.redraw_button, self.auto_check)
+                      _row(self.redraw_button, self.clear_button), self.auto_check)
 
     def _region_changed(self, *_: Any) -> None:
         """Offer only the region's classes as the new voxels' class, its default chosen."""
@@ -136,6 +139,14 @@ class RedrawSection:
         if tools._set_layer is not None:
             tools._set_layer(target)
         return layer
+
+    def clear_outlines(self) -> None:
+        """Empty the outline layer (the labels keep the last redraw; the next one starts from them)."""
+        self.timer.stop()
+        if self.outline_layer is not None and self.outline_layer in self.tools.viewer.layers:
+            self.outline_layer.data = np.zeros_like(self.outline_layer.data)
+        self._done = None
+        self.tools.status.setText("outlines cleared: draw the next region's outline")
 
     def _on_outline_paint(self, _event: Any = None) -> None:
         if self.auto_check.isChecked():

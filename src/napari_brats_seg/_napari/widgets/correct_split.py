@@ -24,6 +24,7 @@ from superqt import QCollapsible
 
 from ...core.edit import EditError
 from ...core.edit.enhancement import core_mask, otsu_threshold, split_core
+from ..layers import source_of
 from .correct_tools import _group, _spin
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class SplitSection:
     def __init__(self, tools: CorrectTools) -> None:
         self.tools = tools
         self.user_set = False
+        #: The case the user's threshold was set for: T1ce values of another case mean nothing to it.
+        self._set_for: str | None = None
         self.group = self._build()
 
     def _build(self) -> QCollapsible:
@@ -71,7 +74,16 @@ class SplitSection:
                       ("Scope", self.scope_combo), self.split_button)
 
     def _touched(self, *_: Any) -> None:
-        self.user_set = True
+        self.user_set, self._set_for = True, self._case_of(self.tools.layer())
+
+    @staticmethod
+    def _case_of(layer: Any) -> str | None:
+        src = source_of(layer) if layer is not None else None
+        return src.case_id if src is not None else None
+
+    def users_threshold(self, layer: Any) -> bool:
+        """Whether the spin box holds a threshold the user set for ``layer``'s case (else Otsu's is used)."""
+        return self.user_set and self._set_for == self._case_of(layer)
 
     def _show(self, value: float) -> None:
         """Show a threshold computed for the user without making it the user's."""
@@ -110,7 +122,7 @@ class SplitSection:
             tools._say(f"Otsu's threshold: {exc}", warn=True)
             return None
         self.threshold.setValue(thr)
-        self.user_set = True
+        self.user_set, self._set_for = True, self._case_of(layer)
         tools.status.setText(f"Otsu's threshold inside the core: T1ce {thr:.5g}")
         return thr
 
@@ -127,11 +139,12 @@ class SplitSection:
         try:
             t1ce = self._t1ce(layer)
             core = core_mask(np.asarray(layer.data), point)
-            thr = self.threshold.value() if self.user_set else otsu_threshold(t1ce, core)
+            mine = self.users_threshold(layer)
+            thr = self.threshold.value() if mine else otsu_threshold(t1ce, core)
         except EditError as exc:
             tools._say(f"split the core: {exc}", warn=True)
             return 0
-        if not self.user_set:
+        if not mine:
             self._show(thr)
         return tools.apply(f"split the core at T1ce >= {thr:.5g}",
                            lambda a: split_core(a, t1ce, thr, point)[0])
