@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Labels
 from scipy import ndimage
-from test_correct_tools import _setup, crop_case  # noqa: F401  (crop_case: the fixture)
+from test_correct_tools import _setup, autosaved_then_undone, crop_case  # noqa: F401  (crop_case: the fixture)
 
-from napari_brats_seg._napari import autosave
 from napari_brats_seg._napari.layers import is_scratch, source_of
 from napari_brats_seg._napari.widgets.legend import LegendWidget
 from napari_brats_seg.core import labels as lab
@@ -78,18 +77,7 @@ def test_outline_layer_redraw_undo_and_autosave(make_napari_viewer, qtbot, crop_
     assert len(pred._undo_history) == n_hist + 1 and "voxels changed" in tools.status.text()
 
     # The redraw is autosaved like a brush stroke, and so is its undo (one step: the exact previous array).
-    mgr = autosave.AutosaveManager.for_viewer(viewer)
-    mgr.flush(pred)
-
-    def saved(state: np.ndarray) -> bool:
-        recs = [r for r in autosave.find_recoveries(crop_case.case_id) if r.layer_name == pred.name]
-        return bool(recs) and np.array_equal(recs[0].load(), state)
-
-    qtbot.waitUntil(lambda: saved(expected), timeout=20_000)
-    pred.undo()
-    assert np.array_equal(pred.data, original)
-    mgr.flush(pred)
-    qtbot.waitUntil(lambda: saved(original), timeout=20_000)
+    autosaved_then_undone(viewer, qtbot, pred, crop_case.case_id, expected, original)
 
 
 def test_redraw_again_as_outlines_are_added_replaces_the_previous_redraw(

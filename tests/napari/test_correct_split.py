@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 from scipy import ndimage
-from test_correct_tools import _click, _setup, crop_case  # noqa: F401  (crop_case: the fixture)
+from test_correct_tools import _click, _setup, autosaved_then_undone, crop_case  # noqa: F401  (crop_case: the fixture)
 
-from napari_brats_seg._napari import autosave, edits
+from napari_brats_seg._napari import edits
 from napari_brats_seg._napari.layers import META_KEY, source_of
 from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core.edit.enhancement import core_mask, otsu_threshold, split_core
@@ -45,18 +45,8 @@ def test_split_whole_core_with_otsu_undo_and_autosave(make_napari_viewer, qtbot,
     assert np.array_equal(pred.data > 0, original > 0)                                # the tumour stays
 
     # The split is autosaved like a brush stroke, and so is its undo (one step: the exact previous array).
-    mgr = autosave.AutosaveManager.for_viewer(viewer)
-    mgr.flush(pred)
-
-    def saved(state: np.ndarray) -> bool:
-        recs = [r for r in autosave.find_recoveries(crop_case.case_id) if r.layer_name == pred.name]
-        return bool(recs) and np.array_equal(recs[0].load(), state)
-
-    qtbot.waitUntil(lambda: saved(expected), timeout=20_000)
-    pred.undo()
-    assert np.array_equal(pred.data, original) and len(pred._undo_history) == n_hist
-    mgr.flush(pred)
-    qtbot.waitUntil(lambda: saved(original), timeout=20_000)
+    autosaved_then_undone(viewer, qtbot, pred, crop_case.case_id, expected, original)
+    assert len(pred._undo_history) == n_hist
 
     # "Otsu's threshold" sets the spin box; a threshold set by hand is the one used.
     sp.threshold.setValue(0.0)

@@ -57,6 +57,23 @@ def _setup(make_napari_viewer, case):
     return viewer, pred, widget
 
 
+def autosaved_then_undone(viewer, qtbot, layer, case_id: str, after: np.ndarray, before: np.ndarray) -> None:
+    """The recovery file of ``layer`` holds ``after`` (the tool's result), then, once the layer is
+    undone (one step, the exact ``before``), holds ``before``."""
+    mgr = autosave.AutosaveManager.for_viewer(viewer)
+
+    def saved(state: np.ndarray) -> bool:
+        recs = [r for r in autosave.find_recoveries(case_id) if r.layer_name == layer.name]
+        return bool(recs) and np.array_equal(recs[0].load(), state)
+
+    mgr.flush(layer)
+    qtbot.waitUntil(lambda: saved(after), timeout=20_000)
+    layer.undo()
+    assert np.array_equal(layer.data, before)
+    mgr.flush(layer)
+    qtbot.waitUntil(lambda: saved(before), timeout=20_000)
+
+
 def _click(viewer, layer, point, kind: str = "mouse_press") -> None:
     ev = read_only_mouse_event(type=kind, position=tuple(layer.data_to_world(point)))
     {"mouse_press": mouse_press_callbacks, "mouse_release": mouse_release_callbacks}[kind](viewer, ev)
@@ -122,18 +139,9 @@ def test_component_margin_smoothing_interpolation(make_napari_viewer, qtbot, cro
     assert _undone(gt, outlined) and _undone(gt, original)
 
     # A tool's result is autosaved like a brush stroke (the recovery file holds it), and so is undo.
-    mgr = autosave.AutosaveManager.for_viewer(viewer)
     tools.margin_button.click()
-    mgr.flush(gt)
-    def saved(expected: np.ndarray) -> bool:
-        recs = [r for r in autosave.find_recoveries(crop_case.case_id) if r.layer_name == gt.name]
-        return bool(recs) and np.array_equal(recs[0].load(), expected)
-
-    qtbot.waitUntil(lambda: saved(np.asarray(gt.data)), timeout=20_000)
     assert not np.array_equal(gt.data, original)
-    gt.undo()                                           # and so is the state after undo
-    mgr.flush(gt)
-    qtbot.waitUntil(lambda: saved(original), timeout=20_000)
+    autosaved_then_undone(viewer, qtbot, gt, crop_case.case_id, np.array(gt.data, copy=True), original)
 
 
 def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop_case, notifications) -> None:
