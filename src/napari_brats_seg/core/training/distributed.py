@@ -54,9 +54,15 @@ def rank0_flag(flag: bool, world: int) -> bool:
     return bool(t)
 
 
-def barrier(world: int) -> None:
-    """Wait for every process (nothing in a single process)."""
+def finish(world: int) -> None:
+    """Wait for every process, then end the gloo process group (nothing in a single process).
+
+    Left running, the group's threads race the interpreter's exit: a process may abort with
+    "terminate called without an active exception" after its work is done.
+    """
     if world > 1:
         import torch.distributed as dist
 
-        dist.barrier()
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()

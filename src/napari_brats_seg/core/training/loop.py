@@ -178,7 +178,7 @@ def train(config: TrainConfig, *, on_progress: ProgressCallback | None = None,
             _write_epoch(out, config, spec, network, opt, state, data, time.time() - t0 + state.prior_seconds)
         if dist.rank0_flag(stop, world):
             break
-    dist.barrier(world)
+    dist.finish(world)
     return result_of(out, state.history, time.time() - t0 + state.prior_seconds, data[3])
 
 
