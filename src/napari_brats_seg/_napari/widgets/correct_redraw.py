@@ -28,7 +28,8 @@ from superqt import QCollapsible
 from ...core import labels as lab
 from ...core.edit import EditError, redraw
 from ...core.edit._common import Target, target_classes, target_name
-from ..layers import SCRATCH_KEY
+from ..layers import unwrap
+from ._scratch import Applied, add_scratch_layer, reapply_start
 from .correct_tools import _class_combo, _group, _row
 
 if TYPE_CHECKING:
@@ -39,9 +40,6 @@ REGIONS: dict[str, Target] = {
     **{f"{lab.REGION_NAMES[r]} ({r})": r for r in lab.REGIONS},
     **{lab.CLASS_NAMES[c]: c for c in (lab.NECROTIC, lab.EDEMA)},   # the enhancing class is the ET region
 }
-def _same(a: Any, b: Any) -> bool:
-    """Whether two layers (or the public-API proxies napari hands widgets) are one layer."""
-    return a is not None and getattr(a, "__wrapped__", a) is getattr(b, "__wrapped__", b)
 
 
 #: The outlines' colour (magenta: none of the tumour classes' colours).
@@ -66,7 +64,7 @@ class RedrawSection:
         self.tools = tools
         self.outline_layer: Labels | None = None
         #: The last redraw: (layer, outline layer, labels before it, labels after it).
-        self._done: tuple[Labels, Labels, np.ndarray, np.ndarray] | None = None
+        self._done: Applied | None = None
         self.timer = QTimer(tools)
         self.timer.setSingleShot(True)
         self.timer.setInterval(AUTO_DELAY_MS)
@@ -121,11 +119,8 @@ class RedrawSection:
             return None
         layer = self.outline_layer
         if layer is None or layer not in tools.viewer.layers or tuple(layer.data.shape) != tuple(target.data.shape):
-            layer = tools.viewer.add_labels(
-                np.zeros(target.data.shape, np.uint8), name=f"outlines [{target.name}]", scale=target.scale,
-                translate=target.translate, units=target.units,   # mm like the case, as the seeds layer
-                opacity=0.9, metadata={SCRATCH_KEY: True},      # magenta: no tumour class's colour
-                colormap=DirectLabelColormap(color_dict={None: np.zeros(4), 0: np.zeros(4), 1: OUTLINE_RGBA}))
+            layer = add_scratch_layer(tools.viewer, target, "outlines", DirectLabelColormap(
+                color_dict={None: np.zeros(4), 0: np.zeros(4), 1: OUTLINE_RGBA}))   # magenta: no class's colour
             layer.events.paint.connect(self._on_outline_paint)
             self.outline_layer = layer
         layer.selected_label = 1
@@ -153,15 +148,6 @@ class RedrawSection:
             self.timer.start()
 
     # -- redraw --------------------------------------------------------------------------
-    def _start(self, layer: Labels) -> np.ndarray:
-        """The labels a redraw is written over: those before the previous redraw when the layer
-        still holds exactly that redraw's result (a re-apply replaces it), else the layer's labels."""
-        if self._done is not None:
-            was, outlines, start, after = self._done
-            if _same(was, layer) and outlines is self.outline_layer and np.array_equal(layer.data, after):
-                return start
-        return np.array(layer.data, copy=True)
-
     def redraw(self) -> int:
         """Replace the region by the outlines' interpolated extent: ONE undo step of the target.
 
@@ -176,9 +162,9 @@ class RedrawSection:
         def fn(a: np.ndarray) -> np.ndarray:
             if outlines is None or outlines not in tools.viewer.layers:
                 raise EditError("draw the outlines first (New outline layer)")
-            if _same(outlines, layer):
+            if unwrap(outlines) is unwrap(layer):
                 raise EditError("the outline layer is the corrected layer: pick the layer to correct")
-            start = self._start(layer)
+            start = reapply_start(self._done, layer, self.outline_layer)   # a re-apply replaces the last
             new = redraw.redraw(start, np.asarray(outlines.data), region, fill, axis=axis, spacing=sp)
             made.extend((start, new))
             return new

@@ -40,9 +40,10 @@ from ...core.case import MODALITIES, MODALITY_NAMES
 from ...core.edit import EditError, components, grow, interpolate, logic, margins, masks
 from ...core.errors import BratsSegError
 from .. import edits
-from ..layers import SCRATCH_KEY, case_from_layers, label_colormap, source_of
+from ..layers import case_from_layers, label_colormap, source_of
 from ..worker import Task, start_task
 from ._qt import LayerCombo
+from ._scratch import Applied, add_scratch_layer, reapply_start
 from ._strokes import MaskedStroke
 
 #: Targets of margin and smoothing: display name -> class or region.
@@ -132,7 +133,7 @@ class CorrectTools(QWidget):
         self.seeds_layer: Labels | None = None
         self.grow_task: Task | None = None
         #: The last grow: (layer, seeds layer, labels before it, labels after it).
-        self._grown: tuple[Labels, Labels | None, np.ndarray, np.ndarray] | None = None
+        self._grown: Applied | None = None
         self.click_mode: str | None = None
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -364,10 +365,7 @@ class CorrectTools(QWidget):
 
         colours = dict(label_colormap().color_dict)
         colours[grow.BACKGROUND_SEED] = np.array([0.55, 0.55, 0.9, 1.0])
-        self.seeds_layer = self.viewer.add_labels(
-            np.zeros(target.data.shape, np.uint8), name=f"seeds [{target.name}]", scale=target.scale,
-            translate=target.translate, units=target.units,   # mm like the case: no "inconsistent units"
-            opacity=0.9, colormap=DirectLabelColormap(color_dict=colours), metadata={SCRATCH_KEY: True})
+        self.seeds_layer = add_scratch_layer(self.viewer, target, "seeds", DirectLabelColormap(color_dict=colours))
         self.seeds_layer.events.paint.connect(self._on_seed_paint)
         self.status.setText("seeds layer added: paint strokes of each label (and of background) into it, "
                             "then Grow from seeds")
@@ -396,16 +394,6 @@ class CorrectTools(QWidget):
             raise EditError(f"the case's sequences {case.shape} do not lie on the layer's grid {layer.data.shape}")
         return case.stack(MODALITIES)
 
-    def _grow_start(self, layer: Labels) -> np.ndarray:
-        """The labels a grow is written over: those before the previous grow when the layer still
-        holds exactly that grow's result (a re-grow as strokes are added replaces the previous
-        grow, as 3D Slicer's preview does, rather than compounding it), else the layer's labels."""
-        if self._grown is not None:
-            was, seeds, start, after = self._grown
-            if was is layer and seeds is self.seeds_layer and np.array_equal(layer.data, after):
-                return start
-        return np.array(layer.data, copy=True)
-
     def grow(self) -> Task | None:
         """Grow the target's labels from the seeds layer's strokes, in the background (one undo step)."""
         if self.grow_task is not None:
@@ -431,7 +419,7 @@ class CorrectTools(QWidget):
         def put(result: tuple[tuple[slice, ...], np.ndarray]) -> None:
             box, grown = result
             editable = GROW_EDITABLE[self.grow_editable.currentText()]
-            start = self._grow_start(layer)
+            start = reapply_start(self._grown, layer, self.seeds_layer)   # a re-grow replaces the last grow
 
             def fn(a: np.ndarray) -> np.ndarray:
                 return grow.paste_grown(start, box, grown, editable)
