@@ -35,6 +35,20 @@ def signed_distance(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     return np.where(mask, half - inside, outside - half).astype(np.float32)
 
 
+def between(ma: np.ndarray, mb: np.ndarray, gap: int, plane_spacing: Sequence[float]
+            ) -> tuple[tuple[slice, ...], list[np.ndarray]]:
+    """The shapes of the ``gap`` slices between two key sections ``ma`` and ``mb`` (2D masks).
+
+    Returns the in-plane box around both sections (padded by a voxel) and, per gap slice in order,
+    the mask inside that box where the linearly interpolated signed distance is negative.
+    """
+    box = bbox(ma | mb, 1)
+    assert box is not None
+    da, db = signed_distance(ma[box], plane_spacing), signed_distance(mb[box], plane_spacing)
+    steps = [(k + 1) / (gap + 1) for k in range(gap)]
+    return box, [(1 - t) * da + t * db < 0 for t in steps]
+
+
 def key_slices(labels: np.ndarray, cls: int, axis: int = 0) -> np.ndarray:
     """Indices of the slices along ``axis`` that hold class ``cls``."""
     other = tuple(a for a in range(labels.ndim) if a != axis)
@@ -76,13 +90,8 @@ def fill_between_slices(labels: np.ndarray, cls: int, axis: int = 0,
     src = np.moveaxis(labels, axis, 0)
     plane_sp = tuple(s for i, s in enumerate(sp) if i != axis)
     for a, b in gaps:
-        ma, mb = src[a] == cls, src[b] == cls
-        box = bbox(ma | mb, 1)
-        assert box is not None
-        da, db = signed_distance(ma[box], plane_sp), signed_distance(mb[box], plane_sp)
-        for k in range(a + 1, b):
-            t = (k - a) / (b - a)
-            inside = (1 - t) * da + t * db < 0
+        box, insides = between(src[a] == cls, src[b] == cls, b - a - 1, plane_sp)
+        for k, inside in zip(range(a + 1, b), insides):
             region = moved[k][box]
             region[inside & (region == lab.BACKGROUND)] = cls
     return out

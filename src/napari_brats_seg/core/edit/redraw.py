@@ -24,8 +24,8 @@ import numpy as np
 from scipy import ndimage
 
 from .. import labels as lab
-from ._common import EditError, Target, as_labels, bbox, spacing3, target_classes, target_name
-from .interpolate import signed_distance
+from ._common import EditError, Target, as_labels, spacing3, target_classes, target_name
+from .interpolate import between
 
 #: The label each target's new voxels get by default.
 DEFAULT_FILL: dict[str, int] = {"WT": lab.EDEMA, "TC": lab.NECROTIC, "ET": lab.ENHANCING}
@@ -69,12 +69,9 @@ def outlined_extent(outlines: np.ndarray, axis: int = 0,
     for a, b in zip(keys[:-1], keys[1:]):
         if b - a < 2:
             continue
-        box = bbox(moved[a] | moved[b], 1)
-        assert box is not None
-        da, db = signed_distance(moved[a][box], plane_sp), signed_distance(moved[b][box], plane_sp)
-        for k in range(a + 1, b):
-            t = (k - a) / (b - a)
-            moved[k][box] = (1 - t) * da + t * db < 0
+        box, insides = between(moved[a], moved[b], b - a - 1, plane_sp)
+        for k, inside in zip(range(a + 1, b), insides):
+            moved[k][box] = inside
     return extent, int(keys[0]), int(keys[-1])
 
 
