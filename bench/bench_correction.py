@@ -46,6 +46,7 @@ import correction_sim
 from correction_preds import DEFAULT_MODEL, prediction
 from correction_sim import (
     brush_step,
+    futile,
     gave_up,
     interior_point,
     largest_error,
@@ -92,9 +93,10 @@ def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., list], cap: i
             tools[tool.split(":")[0]] += 1
             dice.append(dice[-1] if out is pred else region_dice(out, gt))   # a stroke into seeds changes nothing
             pred = out
+        was_futile = futile(err, before, pred, gt)
         if steps:
-            note_futile(kw.get("state"), steps[-1][1].split(":")[0], err, before, pred, gt)  # type: ignore[arg-type]
-        if gave_up(err, before, pred, gt, tries):
+            note_futile(kw.get("state"), steps[-1][1].split(":")[0], was_futile)  # type: ignore[arg-type]
+        if gave_up(err, was_futile, tries):
             skip.append(err.mask)
 
     def noc(th: float) -> int:

@@ -151,22 +151,24 @@ def wrong_near(err: ErrorRegion, pred: np.ndarray, gt: np.ndarray) -> int:
     return int(((pred[box] == err.cls) != (gt[box] == err.cls)).sum())
 
 
-def note_futile(state: dict | None, tool: str, err: ErrorRegion, before: int, pred: np.ndarray,
-                gt: np.ndarray) -> None:
-    """Count ``tool`` as futile on this case in ``state["futile"]`` when its action on ``err`` fixed
-    less than :data:`FUTILE` of it (see :func:`gave_up`)."""
-    if state is not None and before - wrong_near(err, pred, gt) < FUTILE * err.size:
-        futile = state.setdefault("futile", {})
-        futile[tool] = futile.get(tool, 0) + 1
+def futile(err: ErrorRegion, before: int, pred: np.ndarray, gt: np.ndarray) -> bool:
+    """Whether an action on ``err`` made no visible progress: the class's wrong voxels in and around
+    the region (``before`` the action, :func:`wrong_near`) fell by less than :data:`FUTILE` of its size."""
+    return before - wrong_near(err, pred, gt) < FUTILE * err.size
 
 
-def gave_up(err: ErrorRegion, before: int, pred: np.ndarray, gt: np.ndarray, tries: list[list],
-            limit: int = 2) -> bool:
+def note_futile(state: dict | None, tool: str, was_futile: bool) -> None:
+    """Count ``tool`` as futile on this case in ``state["futile"]`` when its action was (:func:`futile`)."""
+    if state is not None and was_futile:
+        counts = state.setdefault("futile", {})
+        counts[tool] = counts.get(tool, 0) + 1
+
+
+def gave_up(err: ErrorRegion, was_futile: bool, tries: list[list], limit: int = 2) -> bool:
     """Whether the user gives up on ``err`` after this action, as a reader who sees the labels there
-    not getting better: the class's wrong voxels in and around the region (``before`` the action,
-    :func:`wrong_near`) fell by less than :data:`FUTILE` of the region's size, for the ``limit``-th
-    time on this region (or one mostly the same). ``tries`` holds ``[mask, count]`` per region."""
-    if before - wrong_near(err, pred, gt) >= FUTILE * err.size:
+    not getting better: the action was :func:`futile`, for the ``limit``-th time on this region (or
+    one mostly the same). ``tries`` holds ``[mask, count]`` per region."""
+    if not was_futile:
         return False
     for entry in tries:
         if (entry[0] & err.mask).sum() > 0.5 * min(int(entry[0].sum()), err.size):

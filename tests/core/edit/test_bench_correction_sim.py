@@ -14,6 +14,7 @@ from correction_actions import key_slices, seed_strokes
 from correction_sim import (
     brush_step,
     choose,
+    futile,
     gave_up,
     interior_point,
     largest_error,
@@ -209,12 +210,12 @@ def test_the_user_gives_up_on_a_region_the_tool_does_not_change() -> None:
     err = largest_error(pred, gt)
     before = wrong_near(err, pred, gt)
     tries: list[list] = []
-    assert not gave_up(err, before, pred, gt, tries)    # nothing changed once: the user tries again
-    assert gave_up(err, before, pred, gt, tries)        # twice: skipped from now on
+    assert not gave_up(err, futile(err, before, pred, gt), tries)   # nothing changed once: the user tries again
+    assert gave_up(err, futile(err, before, pred, gt), tries)       # twice: skipped from now on
     assert largest_error(pred, gt, [err.mask]).size == 1
     fixed = pred.copy()
     fixed[err.mask] = 0
-    assert not gave_up(err, before, fixed, gt, [])      # the blob gone: progress
+    assert not gave_up(err, futile(err, before, fixed, gt), [])     # the blob gone: progress
 
 
 def test_a_core_with_its_classes_confused_is_split_by_enhancement_in_two_interactions() -> None:
@@ -243,11 +244,11 @@ def test_a_reader_stops_picking_a_tool_that_twice_did_nothing(monkeypatch) -> No
     p, depth = interior_point(err.mask)
     state: dict = {}
     for _ in range(2):                                  # two actions that left the region as it was
-        correction_sim.note_futile(state, "seeds", err, wrong_near(err, pred, gt), pred, gt)
+        correction_sim.note_futile(state, "seeds", futile(err, wrong_near(err, pred, gt), pred, gt))
     assert state["futile"] == {"seeds": 2}
     assert choose(pred, gt, err, p, depth, [], images)[0] == "seeds"
     assert choose(pred, gt, err, p, depth, [], images, frozenset({"seeds"}))[0] == "outline"
     steps = tool_step(pred, gt, p, err, depth, images, SPACING, 15.0, [], stack=stack, state=state)
     assert steps[0][1].startswith("outline")
-    correction_sim.note_futile(state, "outline", err, wrong_near(err, pred, gt), gt, gt)   # fixed: not futile
+    correction_sim.note_futile(state, "outline", futile(err, wrong_near(err, pred, gt), gt, gt))   # fixed
     assert "outline" not in state["futile"]
