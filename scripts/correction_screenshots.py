@@ -78,10 +78,6 @@ def _missed(pred: np.ndarray, gt: np.ndarray, cls: int):
     return ErrorRegion("fn", cls, mask, int(mask.sum()))
 
 
-#: The outline layer's colour in the shots: magenta stands out of the label colours and the grey image.
-OUTLINE_RGBA = (1.0, 0.0, 1.0, 1.0)
-#: Parts of a section smaller than this (voxels) are specks no reader traces.
-MIN_PART = 20
 
 
 def _key_slices(gt: np.ndarray) -> list[int]:
@@ -95,13 +91,14 @@ def _key_slices(gt: np.ndarray) -> list[int]:
 
 def _traced(section: np.ndarray, width: int = 2) -> np.ndarray:
     """The outer border (``width`` voxels) of each part of a 2D section, holes filled: what one
-    drag of a brush around each part leaves. Parts under :data:`MIN_PART` voxels are left out."""
+    drag of a brush around each part leaves. The parts are those the benchmark's reader outlines
+    (``correction_redraw.outline_parts``: specks under its ``MIN_PART`` voxels left out)."""
+    from correction_redraw import outline_parts
     from scipy import ndimage
 
-    filled = ndimage.binary_fill_holes(section)
-    parts, n = ndimage.label(filled)
-    sizes = np.bincount(parts.ravel(), minlength=n + 1)
-    kept = np.isin(parts, np.flatnonzero(sizes >= MIN_PART)) & (parts > 0)
+    kept = np.zeros(section.shape, dtype=bool)
+    for part in outline_parts(section):
+        kept |= part
     return kept & ~ndimage.binary_erosion(kept, iterations=width)
 
 
@@ -254,7 +251,6 @@ def _grow(shots: Shots, tools, pred, gt: np.ndarray) -> None:
 
 def _redraw(shots: Shots, tools, pred, gt: np.ndarray) -> None:
     """Step 5: the reference whole tumour's border traced on three axial slices, redrawn."""
-    from napari.utils.colormaps import DirectLabelColormap
     from scipy import ndimage
 
     zs = _key_slices(gt)
@@ -264,8 +260,7 @@ def _redraw(shots: Shots, tools, pred, gt: np.ndarray) -> None:
     _open(tools, "Redraw on a few slices")
     rd.outline_button.click()
     outlines = rd.outline_layer
-    outlines.colormap = DirectLabelColormap(color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: OUTLINE_RGBA})
-    outlines.opacity = 1.0
+    outlines.opacity = 1.0                         # (the widget draws outlines in magenta)
     rd.region_combo.setCurrentIndex(rd.region_combo.findData("WT"))
     rd.auto_check.setChecked(True)
     before = np.array(pred.data, copy=True)

@@ -10,7 +10,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "bench")]
 
-from correction_screenshots import MIN_PART, _false_component, _key_slices, _missed, _traced  # noqa: E402
+from correction_redraw import MIN_PART  # noqa: E402
+from correction_screenshots import _false_component, _key_slices, _missed, _traced  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from napari_brats_seg.core.edit import redraw  # noqa: E402
