@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import correction_redraw
 import correction_sim
-from correction_preds import DEFAULT_MODEL, prediction
+from correction_preds import DEFAULT_MODEL, prediction, wt_probability
 from correction_sim import (
     brush_step,
     futile,
@@ -62,6 +62,8 @@ from napari_brats_seg.core.edit._common import bbox
 from napari_brats_seg.core.io import read_case
 
 CHECKPOINTS = (5, 10, 20)
+#: Tools that act on the whole tumour: what they leave of a region does not count toward giving it up.
+GLOBAL_TOOLS = ("confidence",)
 #: The issue's bound on one interaction's compute time (s).
 SLOW_S = 0.5
 
@@ -96,6 +98,8 @@ def simulate(pred: np.ndarray, gt: np.ndarray, step: Callable[..., list], cap: i
         was_futile = futile(err, before, pred, gt)
         if steps:
             note_futile(kw.get("state"), steps[-1][1].split(":")[0], was_futile)  # type: ignore[arg-type]
+        if steps and steps[-1][1] in GLOBAL_TOOLS:     # aimed at the whole tumour, not at this region
+            continue
         if gave_up(err, was_futile, tries):
             skip.append(err.mask)
 
@@ -118,6 +122,8 @@ def run_case(case_dir: Path, args: argparse.Namespace) -> dict[str, dict]:
     gt, pred = gt[box], pred[box].astype(np.uint8)
     images = {m: case.images[m][box] for m in MODALITIES}
     stack = np.stack([images[m] for m in MODALITIES])
+    if correction_sim.CONFIDENCE:
+        images["wt_probability"] = wt_probability(case, args.model)[box]
     return {"tools": simulate(pred, gt, tool_step, args.cap, radius_mm=args.masked, images=images,
                               stack=stack, spacing=case.spacing, history=[], state={}),
             "brush": simulate(pred, gt, brush_step, args.cap, radius=args.brush, spacing=case.spacing)}
@@ -149,10 +155,13 @@ def main() -> None:
                     help="largest radius of the intensity-limited 3D brush (mm)")
     ap.add_argument("--policy", choices=correction_sim.POLICIES, default=correction_sim.POLICY,
                     help="which tools the simulated user reaches for (see correction_sim.POLICY; default %(default)s)")
+    ap.add_argument("--no-confidence", action="store_true",
+                    help="the simulated user has no Border by model confidence slider")
     ap.add_argument("--redraw-core", action="store_true",
                     help="redraw confusions of the core with edema too (as the tumour core)")
     args = ap.parse_args()
     correction_sim.POLICY, correction_redraw.REDRAW_CORE = args.policy, args.redraw_core
+    correction_sim.CONFIDENCE = not args.no_confidence
     results = {}
     load0 = os.getloadavg()[0]
     for c in args.cases:

@@ -42,6 +42,9 @@ Two arms:
   * ``split-core`` (policy ``redraw-any``): a large region of necrosis and enhancing tumour confused
     with each other: *Split the core by enhancement*, scope the component under a click, Otsu's
     T1ce threshold (the button, then a click on the point: two interactions), once;
+  * ``confidence`` (when the model's whole-tumour probability is at hand, :data:`CONFIDENCE`): a
+    large error at the tumour's border, the first time: *Border by model confidence*, one drag of
+    its slider released where the border fits the lesion best (:func:`confidence_release`), once;
   * ``masked``: otherwise one stroke of the intensity-limited 3D brush (radius sized to the region,
     at most ``radius_mm``; window picked from the voxel: FLAIR for edema and background, T1ce for
     the core).
@@ -59,7 +62,7 @@ from correction_strokes import CAP_MM, centreline, stroke_inside  # bench/ is on
 from scipy import ndimage
 
 from napari_brats_seg.core import labels as lab
-from napari_brats_seg.core.edit import EditError, components, enhancement, margins, masks
+from napari_brats_seg.core.edit import EditError, components, confidence, enhancement, margins, masks
 from napari_brats_seg.core.edit._common import bbox
 
 #: 26-connectivity.
@@ -94,6 +97,11 @@ FUTILE = 0.05
 LEARN = 2
 #: The core's classes: a confusion between them is split by enhancement on T1ce (once).
 CORE = {lab.NECROTIC, lab.ENHANCING}
+#: Whether the user has the *Border by model confidence* slider (``bench_correction.py
+#: --no-confidence`` takes it away): it needs the model's whole-tumour probability in ``images``.
+CONFIDENCE = True
+#: Where the slider can be released: 0.05 to 0.95 in steps of 0.05 (the widget's).
+CONFIDENCE_STEPS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 #: napari's default brush radius (size 10), in voxels.
 BRUSH_RADIUS = 5
 
@@ -265,6 +273,9 @@ def choose(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, p: tuple[int, int
         if err.kind == "fp" and true == lab.BACKGROUND and \
                 _shell_fraction(err.mask[near], cls_mask[near], outer=False) >= SHELL and ("shrink", err.cls) not in undone:
             return "shrink", err.cls
+    if images is not None and CONFIDENCE and "wt_probability" in images and err.size >= LARGE \
+            and ("confidence", 0) not in (history or []) and lab.BACKGROUND in region_labels(pred, gt, err):
+        return "confidence", 0
     if images is not None and POLICY == "redraw-any" and err.size >= REDRAW_MIN:
         right, wrong = region_labels(pred, gt, err)
         if region_of(err, right, wrong) == ("WT", lab.EDEMA):
@@ -332,6 +343,8 @@ def tool_step(pred: np.ndarray, gt: np.ndarray, p: tuple[int, int, int], err: Er
         except EditError:                            # the point is not in the core: nothing split
             out = pred
         return [(pred, "split-core:arm", 0.0), (out, "split-core", time.perf_counter() - t0)]
+    if tool == "confidence":
+        return [confidence_release(pred, gt, images["wt_probability"])]
     if tool == "redraw":
         steps = redraw_action(pred, gt, err, p, spacing, state if state is not None else {})
         if steps is not None:
@@ -375,3 +388,20 @@ def masked_stroke(pred: np.ndarray, err: ErrorRegion, p: tuple[int, int, int], c
     for y, x in centres[:: max(1, int(radius / spacing[1]))]:
         out[masks.brush_indices(image, (p[0], y, x), radius, window, spacing, axis=None)] = int(cls)
     return out, "masked", time.perf_counter() - t0
+
+
+def confidence_release(pred: np.ndarray, gt: np.ndarray, probability: np.ndarray) -> tuple[np.ndarray, str, float]:
+    """One drag of the *Border by model confidence* slider: the reader watches the border move over the
+    image and releases where it follows the lesion's border best; the simulated reader judges that by
+    the whole tumour's Dice against the ground truth, as the simulated strokes are placed (ties: the
+    release nearest the model's own 0.5). The time is the tool's for that release."""
+    best, best_key = pred, (region_dice(pred, gt)["WT"], 0.0)
+    seconds = 0.0
+    for t in CONFIDENCE_STEPS:
+        t0 = time.perf_counter()
+        out = confidence.border_by_confidence(pred, probability, t)
+        dt = time.perf_counter() - t0
+        key = (region_dice(out, gt)["WT"], -abs(t - 0.5))
+        if key > best_key:
+            best, best_key, seconds = out, key, dt
+    return best, "confidence", seconds

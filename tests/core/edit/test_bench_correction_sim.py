@@ -252,3 +252,26 @@ def test_a_reader_stops_picking_a_tool_that_twice_did_nothing(monkeypatch) -> No
     assert steps[0][1].startswith("outline")
     correction_sim.note_futile(state, "outline", futile(err, wrong_near(err, pred, gt), gt, gt))   # fixed
     assert "outline" not in state["futile"]
+
+
+def test_a_generous_border_is_pulled_in_by_one_release_of_the_confidence_slider() -> None:
+    from correction_sim import confidence_release
+
+    gt, images = _case()
+    g = np.ogrid[tuple(slice(0, n) for n in gt.shape)]
+    r = np.sqrt(sum((x - c) ** 2 for x, c in zip(g, (20, 16, 16))))
+    prob = 1.0 / (1.0 + np.exp((r - 13.0) / 1.5))      # the model's 0.5 lies 3 voxels outside the truth
+    pred = gt.copy()
+    pred[(prob >= 0.5) & (gt == 0) & (g[2] >= 16)] = 2     # labelled on one side only: no shell, no margin
+    with_p = {**images, "wt_probability": prob.astype(np.float32)}
+    err = largest_error(pred, gt)
+    p, depth = interior_point(err.mask)
+    history: list[tuple[str, int]] = []
+    assert choose(pred, gt, err, p, depth, history, images)[0] != "confidence"    # no probability: no slider
+    assert choose(pred, gt, err, p, depth, history, with_p)[0] == "confidence"
+    steps = tool_step(pred, gt, p, err, depth, with_p, SPACING, 15.0, history, stack=np.stack([images["flair"]] * 4))
+    assert [t for _, t, _ in steps] == ["confidence"]                               # one interaction
+    assert region_dice(steps[0][0], gt)["WT"] > 0.95 > region_dice(pred, gt)["WT"]
+    assert choose(steps[0][0], gt, err, p, depth, history, with_p)[0] != "confidence"   # once
+    same, _, _ = confidence_release(gt, gt, prob.astype(np.float32))
+    assert np.array_equal(same, gt)                     # nothing better than the truth: left as it is
