@@ -113,6 +113,21 @@ def unwrap(obj: Any) -> Any:
 SCRATCH_KEY = "brats_seg_scratch"
 
 
+#: ``metadata[PROBABILITY_KEY]`` of a model's labels layer: its whole-tumour probability, 8-bit
+#: (``core.edit.confidence.quantise``, 0-255 for 0-1) on the layer's grid, for *Border by model
+#: confidence*. Kept in memory only: the writer and autosave store the labels, not the metadata.
+PROBABILITY_KEY = "brats_seg_wt_probability"
+
+
+def wt_probability(layer: Any) -> np.ndarray | None:
+    """The model's whole-tumour probability kept with a labels layer, None when it has none or
+    when it does not lie on the layer's grid (its labels were replaced by another array)."""
+    p = (getattr(layer, "metadata", None) or {}).get(PROBABILITY_KEY)
+    if not isinstance(p, np.ndarray) or p.shape != tuple(np.shape(layer.data)):
+        return None
+    return p
+
+
 def is_scratch(layer: Any) -> bool:
     """Whether ``layer`` is a scratch layer of the correction tools (seeds, outlines)."""
     return bool((getattr(layer, "metadata", None) or {}).get(SCRATCH_KEY))

@@ -146,6 +146,7 @@ class CorrectWidget(QWidget):
         # The correction tools (core.edit), below the clean-ups; public as ``self.tools``.
         self.tools = CorrectTools(napari_viewer, self.layer, self.layer_combo.set_layer)
         lay.insertWidget(lay.count() - 1, self.tools)
+        self.layer_combo.currentIndexChanged.connect(self.tools.confidence.refresh)
 
     def layer(self) -> Labels | None:
         """The labels layer being corrected."""

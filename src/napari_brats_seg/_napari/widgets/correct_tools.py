@@ -114,7 +114,8 @@ class CorrectTools(QWidget):
     ``mask_high``, ``mask_pick_button``, ``mask_brush_button``, ``mask_fill_button``;
     ``logic_source``, ``logic_op``, ``logic_class``, ``logic_button``; ``status``; ``redraw``, the
     :class:`.correct_redraw.RedrawSection` (``redraw.outline_button``, ``redraw.redraw_button``...);
-    ``split``, the :class:`.correct_split.SplitSection` (``split.threshold``, ``split.split_button``...).
+    ``split``, the :class:`.correct_split.SplitSection` (``split.threshold``, ``split.split_button``...);
+    ``confidence``, the :class:`.correct_confidence.ConfidenceSection` (``confidence.slider``...).
 
     Parameters
     ----------
@@ -146,7 +147,7 @@ class CorrectTools(QWidget):
         #: The collapsible sections, in order (the first one open).
         self.sections = [self._component_group(), self._margin_group(), self._interp_group(),
                          self._redraw_group(), self._grow_group(), self._mask_group(), self._split_group(),
-                         self._logic_group()]
+                         self._confidence_group(), self._logic_group()]
         for section in self.sections:
             lay.addWidget(section)
         self.sections[0].expand(animate=False)
@@ -233,6 +234,12 @@ class CorrectTools(QWidget):
 
         self.split = SplitSection(self)
         return self.split.group
+
+    def _confidence_group(self) -> QCollapsible:
+        from .correct_confidence import ConfidenceSection  # it builds on this module's helpers
+
+        self.confidence = ConfidenceSection(self)
+        return self.confidence.group
 
     def _logic_group(self) -> QCollapsible:
         self.logic_source = LayerCombo(self.viewer, Labels)

@@ -9,7 +9,8 @@ voxels, relabel a total ET under N voxels as necrotic core (``core.postprocess``
 after success, error or cancel; errors are napari notifications. Each run adds a NEW labels layer
 (named classes, fixed colours) whose name says what produced it (model, TTA, clean-ups), hides the
 earlier results of the case (:mod:`..session`) and, with TTA and *uncertainty* ticked, adds an
-uncertainty image layer.
+uncertainty image layer. The labels layer keeps the model's whole-tumour probability (8-bit, in its
+metadata) for the Correct widget's *Border by model confidence*.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from ...core.errors import InferenceError
 from ...core.memory import keep_freed_memory
 from .. import gcpause
 from ..layers import (
+    PROBABILITY_KEY,
     LayerSource,
     case_from_layers,
     case_ids,
@@ -241,9 +243,11 @@ class SegmentWidget(QWidget):
                 from ...core.models.registry import load_model
 
                 model = load_model(source, device="cpu")
-            seg = predict(case, model, device=device, tta=tta, postprocess=post, on_progress=on_progress,
-                          cancel=cancel, runtime=runtime)
-            return seg, result_layers(seg, ref, post, with_uncertainty)  # made here, appended by the GUI
+            seg = predict(case, model, device=device, tta=tta, probabilities=True, postprocess=post,
+                          on_progress=on_progress, cancel=cancel, runtime=runtime)
+            made = result_layers(seg, ref, post, with_uncertainty)  # made here, appended by the GUI
+            seg.probabilities = None  # the layer keeps WT's in 8 bits; last_result need not hold the floats
+            return seg, made
 
         self._set_running(True)
         self.status.setText(f"Segmenting {case.case_id}...")
@@ -297,9 +301,18 @@ class SegmentWidget(QWidget):
 
 def result_layers(seg: Any, ref: LayerSource, post: dict[str, int], with_uncertainty: bool) -> list[Any]:
     """The napari layers of a segmentation (made off the GUI thread): the labels layer, named by
-    :func:`result_name`, then the uncertainty map when asked for and present."""
+    :func:`result_name`, then the uncertainty map when asked for and present.
+
+    The labels layer keeps the model's whole-tumour probability, 8-bit, in its
+    ``metadata[PROBABILITY_KEY]`` when ``seg`` has probabilities (*Border by model confidence*).
+    """
+    from ...core.edit.confidence import quantise
+
     src = LayerSource(info=ref.info, role="prediction")
-    out = [make_layer(*labels_layer_data(seg.labels, src, f"{result_name(seg.info, post)} [{ref.case_id}]"))]
+    data, kwargs, kind = labels_layer_data(seg.labels, src, f"{result_name(seg.info, post)} [{ref.case_id}]")
+    if seg.probabilities is not None and "WT" in seg.probabilities:
+        kwargs["metadata"][PROBABILITY_KEY] = quantise(seg.probabilities["WT"])
+    out = [make_layer(data, kwargs, kind)]
     if with_uncertainty and seg.uncertainty is not None:
         usrc = LayerSource(info=ref.info, role="uncertainty")
         out.append(make_layer(seg.uncertainty, {
