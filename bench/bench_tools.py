@@ -23,7 +23,17 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from napari_brats_seg.core.edit import components, grow, interpolate, logic, margins, masks
+from napari_brats_seg.core.edit import (
+    components,
+    confidence,
+    enhancement,
+    grow,
+    interpolate,
+    logic,
+    margins,
+    masks,
+    redraw,
+)
 from napari_brats_seg.core.io import read_case
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +81,12 @@ def tools(labels: np.ndarray, images: np.ndarray, sp: tuple[float, float, float]
     flair = images[3]
     win = masks.window_at(flair, point)
     other = np.roll(labels, 3, axis=2)
+    wt = labels > 0
+    outlines = np.zeros(labels.shape, np.uint8)
+    for z in interpolate.key_slices(wt.astype(np.uint8), 1)[1::10][:3]:     # 3 outlined slices
+        outlines[z][ndimage.binary_fill_holes(wt[z])] = 1
+    depth = ndimage.distance_transform_edt(wt, sampling=sp) - ndimage.distance_transform_edt(~wt, sampling=sp)
+    prob = confidence.quantise(1.0 / (1.0 + np.exp(-depth / 2.0)))      # a smooth WT probability
     return {
         "delete component": lambda: components.delete_component(labels, point, "tumour"),
         "relabel component": lambda: components.relabel_component(labels, point, 1),
@@ -82,6 +98,9 @@ def tools(labels: np.ndarray, images: np.ndarray, sp: tuple[float, float, float]
         "grow from seeds": lambda: grow.grow_from_seeds(labels, images, seeds, sp, margin_mm=5.0),
         "masked fill 3D (FLAIR)": lambda: masks.masked_fill(labels, flair, point, 3, win, None),
         "union of two layers": lambda: logic.combine(labels, other, "union"),
+        "redraw WT (3 outlined slices)": lambda: redraw.redraw(labels, outlines, "WT", 2, spacing=sp),
+        "split core by enhancement (Otsu)": lambda: enhancement.split_core(labels, images[1]),
+        "border by confidence (0.7)": lambda: confidence.border_by_confidence(labels, prob, 0.7),
     }
 
 
