@@ -10,7 +10,9 @@
 #            finished fold (its held-out CSV exists) is skipped. Kill it at any time and run it again.
 #            "all" trains the final model on every case (STATE/unet3d-v2.safetensors, no validation)
 #            once the four folds are done, and records their cross-validated Dice in its provenance
-#            (scripts/record_cv.py); install it with `brats-seg models add STATE/unet3d-v2.safetensors`.
+#            (scripts/record_cv.py) and the post-processing chosen on the folds' held-out cases
+#            (scripts/choose_postprocess.py: keep the largest tumour component or not, as nnU-Net does);
+#            install it with `brats-seg models add STATE/unet3d-v2.safetensors`.
 # THREADS  : torch threads (default 2). NICE: niceness (default 19, so it yields the CPU to other work).
 #
 # What differs from unet3d-default: a 5-level DynUNet (24-320 filters, two deep-supervision heads),
@@ -43,7 +45,9 @@ for F in $FOLDS; do
     [ -f "$STATE/unet3d-v2.train.safetensors" ] && RES=(--resume "$FINAL")
     nice -n "$NICE" "$PY" -m napari_brats_seg.cli train "$DATA" -o "$FINAL" --name unet3d-v2 \
       --val-fraction 0 --keep last "${COMMON[@]}" "${RES[@]}"
-    "$PY" "$(dirname "$0")/record_cv.py" "$STATE" --name unet3d-v2 --into "$FINAL" && touch "$STATE/unet3d-v2.done"
+    "$PY" "$(dirname "$0")/record_cv.py" "$STATE" --name unet3d-v2 --into "$FINAL" &&
+      nice -n "$NICE" "$PY" "$(dirname "$0")/choose_postprocess.py" "$STATE" --name unet3d-v2 --data "$DATA" \
+        --into "$FINAL" && touch "$STATE/unet3d-v2.done"
     continue
   fi
   OUT="$STATE/unet3d-v2-f$F.safetensors"

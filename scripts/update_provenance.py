@@ -58,14 +58,23 @@ def _tensors(path: Path) -> dict[str, bytes]:
 
 
 def update(path: Path, dice: dict, check_only: bool) -> str:
-    """Rewrite one checkpoint's provenance; returns what was done."""
+    """Rewrite one checkpoint's provenance with ``dice`` and the licence; returns what was done."""
+    return rewrite(path, {"dice": dice, "licence": LICENCE}, check_only)
+
+
+def rewrite(path: Path, changes: dict, check_only: bool = False) -> str:
+    """Set the provenance keys ``changes`` of one checkpoint, checked; returns what was done.
+
+    Every other field and every tensor stay as they are (checked after writing); a file that holds
+    these values already (and records its weights hash) is not rewritten.
+    """
     from safetensors import safe_open
 
     from napari_brats_seg.core.models.checkpoint import HASH_KEY, load_checkpoint, read_spec, save_checkpoint
 
     spec = read_spec(path)
     prov = dict(spec.provenance)
-    wanted = {**prov, "dice": dice, "licence": LICENCE}
+    wanted = {**prov, **changes}
     with safe_open(str(path), framework="pt") as fh:
         hashed = HASH_KEY in (fh.metadata() or {})
     if prov == wanted and hashed:  # a file saved before the weights hash existed is rewritten once

@@ -9,8 +9,11 @@ from napari_brats_seg.core import labels as lab
 from napari_brats_seg.core.errors import InferenceError
 from napari_brats_seg.core.postprocess import (
     check_options,
+    check_recorded,
     clean_labels,
+    keep_largest_component,
     labels_from_softmax,
+    merge_options,
     merge_regions,
     region_probabilities,
     relabel_small_et,
@@ -80,8 +83,60 @@ def test_clean_labels_order_and_option_checks():
     labels[7, 7, 7] = 3  # an isolated ET voxel, removed first, leaving 3 ET voxels
     out = clean_labels(labels, {"min_component_voxels": 2, "et_min_voxels": 4})
     assert out[7, 7, 7] == 0 and (out == 3).sum() == 0 and (out == 1).sum() == 3
-    assert check_options(None) == {"et_min_voxels": 0, "min_component_voxels": 0, "keep_hierarchy": True}
+    assert check_options(None) == {"et_min_voxels": 0, "min_component_voxels": 0, "keep_hierarchy": True,
+                                   "keep_largest": False}
     with pytest.raises(InferenceError, match=">= 0"):
         check_options({"et_min_voxels": -1})
     with pytest.raises(InferenceError, match="whole number"):
         check_options({"min_component_voxels": "many"})
+
+
+def _nested_blob(labels: np.ndarray, lo: int, hi: int) -> None:
+    """A cube of edema around a core of necrosis inside enhancing tumour."""
+    labels[lo:hi, lo:hi, lo:hi] = lab.EDEMA
+    labels[lo + 1:hi - 1, lo + 1:hi - 1, lo + 1:hi - 1] = lab.ENHANCING
+    labels[lo + 2:hi - 2, lo + 2:hi - 2, lo + 2:hi - 2] = lab.NECROTIC
+
+
+def test_keep_largest_removes_the_smaller_blob_and_keeps_the_nesting():
+    labels = np.zeros((20, 20, 20), np.uint8)
+    _nested_blob(labels, 1, 9)  # 512 voxels, all three classes
+    labels[14:17, 14:17, 14:17] = lab.ENHANCING  # 27 voxels, apart from the first
+    labels[0, 19, 0] = 4  # resection cavity: not tumour, left alone
+    out = keep_largest_component(labels)
+    assert not out[12:, 12:, 12:].any()
+    np.testing.assert_array_equal(out[:12, :12, :12], labels[:12, :12, :12])  # classes inside kept as they were
+    assert out[0, 19, 0] == 4
+    assert clean_labels(labels, {"keep_largest": True}).tolist() == out.tolist()
+    np.testing.assert_array_equal(clean_labels(labels), labels)  # off by default
+
+
+def test_keep_largest_leaves_one_blob_and_empty_maps_unchanged():
+    labels = np.zeros((12, 12, 12), np.uint8)
+    np.testing.assert_array_equal(keep_largest_component(labels), labels)
+    _nested_blob(labels, 2, 10)
+    labels[10, 10, 10] = lab.EDEMA  # touches the cube's corner: 26-connected, the same component
+    np.testing.assert_array_equal(keep_largest_component(labels), labels)
+
+
+def test_keep_largest_runs_before_the_small_et_rule():
+    labels = np.zeros((16, 16, 16), np.uint8)
+    labels[0:6, 0:6, 0:6] = lab.EDEMA
+    labels[2, 2, 2:4] = lab.ENHANCING  # 2 ET voxels in the kept component
+    labels[10:13, 10:13, 10:13] = lab.ENHANCING  # 27 ET voxels in a smaller component
+    out = clean_labels(labels, {"keep_largest": True, "et_min_voxels": 3})
+    assert not out[8:, 8:, 8:].any() and (out == lab.ENHANCING).sum() == 0 and (out == lab.NECROTIC).sum() == 2
+
+
+def test_recorded_options_are_strict_and_merged_per_key():
+    assert check_recorded({"keep_largest": True}) == {"keep_largest": True}
+    for bad, match in (({"keep_largest": "yes"}, "true or false"), ({"keep_biggest": True}, "unknown"),
+                       ({"min_component_voxels": 2.5}, "whole number"), ({"et_min_voxels": True}, "whole number"),
+                       (["keep_largest"], "mapping")):
+        with pytest.raises(InferenceError, match=match):
+            check_recorded(bad)
+    # the Segment widget's explicit dict leaves keep_largest out: the recorded choice stays
+    merged = merge_options({"keep_largest": True}, {"min_component_voxels": 0, "et_min_voxels": 0})
+    assert merged["keep_largest"] is True
+    assert merge_options({"keep_largest": True}, {"keep_largest": False})["keep_largest"] is False
+    assert merge_options(None, None) == check_options(None)

@@ -63,6 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="relabel enhancing tumour as necrotic when the case has fewer than N ET voxels")
     p.add_argument("--min-component-voxels", type=int, default=0, metavar="N",
                    help="remove tumour components smaller than N voxels")
+    largest = p.add_mutually_exclusive_group()
+    largest.add_argument("--keep-largest", dest="keep_largest", action="store_true", default=None,
+                         help="keep only the largest connected tumour component (default: as the model's "
+                              "checkpoint records, chosen on cross-validation; else no)")
+    largest.add_argument("--no-keep-largest", dest="keep_largest", action="store_false",
+                         help="keep every tumour component, whatever the model's checkpoint records")
     p.add_argument("--no-hierarchy", action="store_true",
                    help="merge region outputs by intersection instead of keeping ET in TC in WT by union")
     crop = p.add_mutually_exclusive_group()
@@ -180,6 +186,8 @@ def _segment_one(job: Any, model: Any, args: argparse.Namespace, bar: _Bar, prot
 
     post = {"et_min_voxels": args.et_min_voxels, "min_component_voxels": args.min_component_voxels,
             "keep_hierarchy": not args.no_hierarchy}
+    if args.keep_largest is not None:  # else the checkpoint's recorded choice (core.postprocess.merge_options)
+        post["keep_largest"] = args.keep_largest
     case = read_case(dataclasses.replace(job.files, seg=None))  # the ground truth plays no part here
     seg = predict(case, model, device=args.device, tta=args.tta or args.uncertainty,
                   probabilities=args.probabilities, postprocess=post, on_progress=bar,
@@ -222,12 +230,22 @@ def runtime_problem(runtime: str) -> str | None:
     return None
 
 
+def _largest_note(info: dict[str, Any]) -> list[str]:
+    """``["largest tumour component kept (...)"]`` when ``keep_largest`` was applied, else ``[]``."""
+    post = info.get("postprocess") or {}
+    if not (post.get("options") or {}).get("keep_largest"):
+        return []
+    why = "the model's choice" if "keep_largest" in post.get("from_model", []) else "asked for"
+    removed = post.get("removed_voxels", 0)
+    return [f"largest tumour component kept ({why}); the clean-ups removed {removed} tumour voxels"]
+
+
 def _report_ok(tag: str, job: Any, case: Any, seg: Any, seconds: float, tta: bool) -> str:
     vol = case.voxel_volume_ml
     counts = {c: int((seg.labels == c).sum()) for c in (1, 2, 3)}
     wt = sum(counts.values()) * vol
     info = seg.info
-    notes = "; ".join(info.get("fallbacks", []) + info.get("warnings", []))
+    notes = "; ".join(info.get("fallbacks", []) + info.get("warnings", []) + _largest_note(info))
     return (f"{tag}ok    {job.label} -> {job.out}  WT {wt:.1f} mL, TC {(counts[1] + counts[3]) * vol:.1f} mL, "
             f"ET {counts[3] * vol:.1f} mL  [{seconds:.1f} s, {info['device']}, "
             f"{info.get('runtime', 'torch').split()[0]} {info['dtype']}, {info['mode']}"

@@ -73,7 +73,14 @@ from .passes import (
     plan_windows,
 )
 from .placement import BRAIN_MARGIN, Placement, Resample, prepare, slice_axis
-from .postprocess import check_options, clean_labels, labels_from_softmax, merge_regions, region_probabilities
+from .postprocess import (
+    clean_labels,
+    labels_from_softmax,
+    merge_options,
+    merge_regions,
+    region_probabilities,
+    summary,
+)
 from .progress import CancelToken, ProgressCallback, check, report
 from .window_plan import fit_memory, shrink, whole_or_patch, window_batch
 
@@ -96,7 +103,8 @@ class Segmentation:
         ``model``, ``family``, ``source``, ``device``, ``dtype``, ``seconds``, ``windows`` (windows
         run, or slice batches), ``mode``, ``tta`` (passes averaged), ``window``, ``crop`` (the brain box, internal
         axes), ``fallbacks`` (out-of-memory retries), ``warnings`` (from ``spec.check_case``) and
-        ``runtime`` (what ran the network, its version and precision).
+        ``runtime`` (what ran the network, its version and precision), ``postprocess`` (the clean-ups
+        applied, :func:`.postprocess.summary`).
     """
 
     labels: np.ndarray
@@ -418,7 +426,10 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     probabilities
         Return per-region probability maps.
     postprocess
-        ``{"et_min_voxels": int, "min_component_voxels": int, "keep_hierarchy": bool}``.
+        ``{"et_min_voxels": int, "min_component_voxels": int, "keep_hierarchy": bool,
+        "keep_largest": bool}`` (:mod:`.postprocess`). An option left out takes the model's recorded
+        choice (``spec.provenance["postprocess"]``, e.g. ``{"keep_largest": true}`` chosen on
+        cross-validation), else the default; ``info["postprocess"]`` says what was applied.
     on_progress
         ``on_progress(done, total, message)``, ``total`` known at the first call.
     cancel
@@ -449,7 +460,8 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     t0 = time.perf_counter()
     keep_freed_memory()
     spec = model.spec
-    opts = check_options(postprocess)
+    recorded = spec.provenance.get("postprocess") if isinstance(spec.provenance, dict) else None
+    opts = merge_options(recorded, postprocess)
     warn = spec.check_case(case)
     dev = resolve_device(device)
     check(cancel)
@@ -474,7 +486,9 @@ def predict(case: Case, model: LoadedModel, *, device: str | torch.device = "aut
     grid = placement.find(Resample)
     if grid is not None:
         info["resampled"] = {"spacing_zyx": list(grid.spacing), "shape_zyx": list(grid.out_shape)}
-    return Segmentation(labels=clean_labels(labels, opts), probabilities=probs, uncertainty=unc, info=info)
+    cleaned = clean_labels(labels, opts)
+    info["postprocess"] = summary(opts, recorded, postprocess, labels, cleaned)
+    return Segmentation(labels=cleaned, probabilities=probs, uncertainty=unc, info=info)
 
 
 __all__ = ["BRAIN_MARGIN", "SLICE_BATCH", "NetworkOutput", "Segmentation", "decode", "plan_windows", "predict",

@@ -17,10 +17,19 @@ segment``)
 --------------------------------------------------------------------------------------------------
 ``min_component_voxels``
     Connected components of the whole tumour (26-connectivity) smaller than this become background.
+``keep_largest``
+    Only the largest 26-connected component of the whole tumour is kept, everything else becomes
+    background (the classes inside it are kept as they are). nnU-Net's post-processing, applied
+    when it raised the cross-validated Dice of the model's recipe: a checkpoint records that choice
+    in ``spec.provenance["postprocess"]`` (``scripts/choose_postprocess.py``), which
+    :func:`merge_options` applies for every option the caller does not set.
 ``et_min_voxels``
     When the case's total enhancing tumour is below this many voxels (after the step above), it is
     relabelled necrotic core: the BraTS practice that avoids a false-positive ET on tumours without
     enhancement, where an empty ET scores Dice 1.
+
+The clean-ups run in this order (``min_component_voxels``, ``keep_largest``, ``et_min_voxels``), so
+the ET total is counted on the tumour that is kept.
 ``keep_hierarchy``
     How region outputs are merged (above). Label outputs are nested by construction.
 """
@@ -37,26 +46,43 @@ from . import labels as lab
 from .errors import InferenceError
 
 #: Options accepted in ``postprocess`` dicts, with their defaults (no clean-up).
-DEFAULT_OPTIONS: dict[str, Any] = {"et_min_voxels": 0, "min_component_voxels": 0, "keep_hierarchy": True}
+DEFAULT_OPTIONS: dict[str, Any] = {"et_min_voxels": 0, "min_component_voxels": 0, "keep_hierarchy": True,
+                                   "keep_largest": False}
+#: The options that are switches (the others are voxel counts).
+BOOL_OPTIONS = ("keep_hierarchy", "keep_largest")
 #: Internal classes of each region (resection cavity, class 4, belongs to none).
 REGION_CLASSES = lab.REGION_CLASSES
 
 
-def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_options(options: Mapping[str, Any] | None, strict: bool = False) -> dict[str, Any]:
     """Validate a ``postprocess`` dict and fill in defaults.
+
+    Parameters
+    ----------
+    options
+        Option -> value; missing options take :data:`DEFAULT_OPTIONS`.
+    strict
+        Accept only a JSON ``true``/``false`` for the switches and a whole number for the counts (what
+        a checkpoint records, :func:`check_recorded`), instead of anything ``bool()`` or ``int()`` reads.
 
     Raises
     ------
     InferenceError
-        Naming an unknown option or a negative threshold.
+        Naming an unknown option, a value of the wrong type or a negative threshold.
     """
+    if options is not None and not isinstance(options, Mapping):
+        raise InferenceError(f"postprocess options must be a mapping of option to value, got {options!r}")
     out = dict(DEFAULT_OPTIONS)
     for key, value in (options or {}).items():
         if key not in DEFAULT_OPTIONS:
             raise InferenceError(f"unknown postprocess option {key!r}; known: {', '.join(DEFAULT_OPTIONS)}")
-        if key == "keep_hierarchy":
+        if key in BOOL_OPTIONS:
+            if strict and not isinstance(value, bool):
+                raise InferenceError(f"postprocess option {key} must be true or false, got {value!r}")
             out[key] = bool(value)
             continue
+        if strict and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InferenceError(f"postprocess option {key} must be a whole number, got {value!r}")
         try:
             number = int(value)
         except (TypeError, ValueError):
@@ -65,6 +91,66 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
             raise InferenceError(f"postprocess option {key} must be >= 0, got {number}")
         out[key] = number
     return out
+
+
+def check_recorded(options: Any) -> dict[str, Any]:
+    """The options a checkpoint records (``spec.provenance["postprocess"]``), strictly checked.
+
+    Returns
+    -------
+    dict
+        Only the recorded options (no defaults filled in), so that :func:`merge_options` applies
+        exactly those.
+
+    Raises
+    ------
+    InferenceError
+        Not a mapping, an unknown option, or a value of the wrong type (see :func:`check_options`).
+    """
+    if not isinstance(options, Mapping):
+        raise InferenceError(f"postprocess must be a mapping of option to value, got {options!r}")
+    checked = check_options(options, strict=True)
+    return {key: checked[key] for key in options}
+
+
+def merge_options(recorded: Mapping[str, Any] | None, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options to apply: the model's recorded choice, overridden per key by the caller's options.
+
+    Parameters
+    ----------
+    recorded
+        The checkpoint's ``spec.provenance.get("postprocess")`` (None: nothing recorded).
+    given
+        The caller's ``postprocess`` (None: nothing set); an option it sets wins, one it leaves out
+        keeps the recorded value, then the default.
+    """
+    return check_options({**check_recorded(recorded or {}), **(given or {})})
+
+
+def summary(opts: Mapping[str, Any], recorded: Mapping[str, Any] | None, given: Mapping[str, Any] | None,
+            before: np.ndarray, after: np.ndarray) -> dict[str, Any]:
+    """What the clean-ups did, for ``Segmentation.info["postprocess"]``.
+
+    Parameters
+    ----------
+    opts
+        The options applied (:func:`merge_options`).
+    recorded, given
+        The model's recorded options and the caller's, as passed to :func:`merge_options`.
+    before, after
+        The labels before and after :func:`clean_labels`.
+
+    Returns
+    -------
+    dict
+        ``options`` (every option, as applied), ``from_model`` (the options whose value is the
+        model's recorded choice, the caller having left them out) and ``removed_voxels`` (tumour
+        voxels set to background).
+    """
+    from_model = sorted(k for k in (recorded or {}) if k not in (given or {}))
+    tumour = list(REGION_CLASSES["WT"])
+    removed = int(np.isin(before, tumour).sum()) - int(np.isin(after, tumour).sum())
+    return {"options": dict(opts), "from_model": from_model, "removed_voxels": removed}
 
 
 def labels_from_softmax(prob: np.ndarray, classes: Sequence[int]) -> np.ndarray:
@@ -139,6 +225,23 @@ def remove_small_components(labels: np.ndarray, min_voxels: int) -> np.ndarray:
     return out
 
 
+def keep_largest_component(labels: np.ndarray) -> np.ndarray:
+    """Keep only the largest whole-tumour component (26-connected); the rest becomes background.
+
+    The classes inside the kept component are unchanged. Of components of equal size the first in
+    scan order (:func:`scipy.ndimage.label`'s numbering) is kept.
+    """
+    out = np.array(labels, dtype=np.uint8, copy=True)
+    tumour = np.isin(out, REGION_CLASSES["WT"])
+    comp, n = ndimage.label(tumour, structure=np.ones((3,) * out.ndim, bool))
+    if n <= 1:
+        return out
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    out[tumour & (comp != int(np.argmax(sizes)))] = lab.BACKGROUND
+    return out
+
+
 def relabel_small_et(labels: np.ndarray, min_voxels: int) -> np.ndarray:
     """Relabel all enhancing tumour as necrotic core when its total is below ``min_voxels``."""
     out = np.array(labels, dtype=np.uint8, copy=True)
@@ -150,7 +253,9 @@ def relabel_small_et(labels: np.ndarray, min_voxels: int) -> np.ndarray:
 
 
 def clean_labels(labels: np.ndarray, options: Mapping[str, Any] | None = None) -> np.ndarray:
-    """Apply ``min_component_voxels`` then ``et_min_voxels`` (see the module docstring)."""
+    """Apply ``min_component_voxels``, ``keep_largest``, then ``et_min_voxels`` (see the module docstring)."""
     opts = check_options(options)
     out = remove_small_components(labels, opts["min_component_voxels"])
+    if opts["keep_largest"]:
+        out = keep_largest_component(out)
     return relabel_small_et(out, opts["et_min_voxels"])

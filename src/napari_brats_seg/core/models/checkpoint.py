@@ -19,7 +19,10 @@ key                          value
 
 The tensors are the network's ``state_dict`` as :func:`~.families.build_network` builds it. A
 spec of family ``bundle`` carries a MONAI ``network_def``: it is validated against the allowlist of
-:mod:`.monai_nets` when the spec is read, so not even describing such a file runs code.
+:mod:`.monai_nets` when the spec is read, so not even describing such a file runs code. So is the
+post-processing a recipe chose (``provenance["postprocess"]``, e.g. ``{"keep_largest": true}``): only
+known options with values of their types (:func:`~..postprocess.check_recorded`), else a
+:class:`~..errors.ModelError` naming the file.
 """
 
 from __future__ import annotations
@@ -206,6 +209,7 @@ def read_spec(path: PathLike) -> ModelSpec:
         spec = ModelSpec.from_json(meta["spec"])
     except (ValueError, TypeError, ModelError) as exc:
         raise ModelError(f"{path}: invalid model metadata: {exc}") from None
+    _check_recorded_postprocess(spec, path)
     if spec.family == "bundle":
         from .monai_nets import check_network_def
 
@@ -213,6 +217,23 @@ def read_spec(path: PathLike) -> ModelSpec:
             raise ModelError(f"{path}: bundle family without a network_def")
         check_network_def(spec.arch["network_def"], str(path))
     return spec
+
+
+def _check_recorded_postprocess(spec: ModelSpec, path: Path) -> None:
+    """The provenance is a mapping, and its ``postprocess`` choice (when recorded) names known options
+    with values of their types (:func:`~..postprocess.check_recorded`): refused at load, not at predict."""
+    from ..errors import InferenceError
+    from ..postprocess import check_recorded
+
+    if not isinstance(spec.provenance, dict):
+        raise ModelError(f"{path}: invalid model metadata: provenance must be a mapping, "
+                         f"got {type(spec.provenance).__name__}")
+    if "postprocess" not in spec.provenance:
+        return
+    try:
+        check_recorded(spec.provenance["postprocess"])
+    except InferenceError as exc:
+        raise ModelError(f"{path}: the post-processing its provenance records is invalid: {exc}") from None
 
 
 def load_checkpoint(path: PathLike, device: str = "cpu") -> LoadedModel:
