@@ -41,6 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import correction_actions
 import correction_redraw
 import correction_sim
 from correction_preds import DEFAULT_MODEL, prediction, wt_probability
@@ -155,6 +156,8 @@ def main() -> None:
                     help="largest radius of the intensity-limited 3D brush (mm)")
     ap.add_argument("--policy", choices=correction_sim.POLICIES, default=correction_sim.POLICY,
                     help="which tools the simulated user reaches for (see correction_sim.POLICY; default %(default)s)")
+    ap.add_argument("--no-preview", action="store_true",
+                    help="the simulated user paints every key slice of a grow whatever its preview shows")
     ap.add_argument("--no-confidence", action="store_true",
                     help="the simulated user has no Border by model confidence slider")
     ap.add_argument("--redraw-core", action="store_true",
@@ -162,6 +165,7 @@ def main() -> None:
     args = ap.parse_args()
     correction_sim.POLICY, correction_redraw.REDRAW_CORE = args.policy, args.redraw_core
     correction_sim.CONFIDENCE = not args.no_confidence
+    correction_actions.PREVIEW = not args.no_preview
     results = {}
     load0 = os.getloadavg()[0]
     for c in args.cases:

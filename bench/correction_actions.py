@@ -10,7 +10,9 @@ per :data:`KEY_MM` mm), as a reader marks the top, the middle and the bottom of 
   one interaction into a seeds layer and each re-growing, with *May change* set to the wrong label
   (``editable``: a missed edema grows into background only, an overflowing one is carved out of
   the edema only); the grow's compute time is the stroke's time. When the region is still the
-  largest error afterwards, the user adds strokes on one more slice into the same seeds layer.
+  largest error afterwards, the user adds strokes on one more slice into the same seeds layer. The
+  user watches the grow (:data:`PREVIEW`): when the first grow of a new session made no visible
+  progress on the region, the remaining key slices are not painted.
 - :func:`outline_action`: on each key slice (at least three: top, middle, bottom), the region's
   outline dragged and filled in a scratch layer (two interactions), then *Fill between slices*
   (one) and *Between layers: union* into the corrected layer (one). When the region is still the
@@ -48,6 +50,11 @@ OUTSIDE_RADIUS = 3
 GROW_MARGIN_MM = 8.0
 #: The walker's problem size: the widget's (``grow_from_seeds``' default).
 GROW_VOXELS = grow.MAX_VOXELS
+#: Whether the reader watches the grow's preview (*Grow again as strokes are added*): when the first
+#: grow of a new seeds session (after the first key slice's two strokes) leaves the region as it was
+#: (:func:`correction_sim.futile`), they stop painting there (``bench_correction.py --no-preview``:
+#: every key slice painted whatever the preview shows, as in the previous rounds).
+PREVIEW = True
 
 Steps = list[tuple[np.ndarray, str, float]]
 
@@ -139,6 +146,8 @@ def seeds_action(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, stack: np.n
         state.pop("seeds")
         return steps + [(pred, "seeds:stroke", 0.0)]
     out = pred
+    fresh = bool(steps)
+    grown = False
     for z, mask, value in strokes:
         session.seeds[z][mask] = value
         session.marked.add(z)
@@ -146,7 +155,13 @@ def seeds_action(pred: np.ndarray, gt: np.ndarray, err: ErrorRegion, stack: np.n
         with contextlib.suppress(grow.EditError):     # strokes of one kind so far: no grow yet
             out = grow.grow_from_seeds(base, stack, session.seeds, spacing, margin_mm=GROW_MARGIN_MM,
                                        max_voxels=GROW_VOXELS, editable=(wrong,))
+            grown = True
         steps.append((out, "seeds:stroke", time.perf_counter() - t0))
+        if PREVIEW and fresh and grown:
+            from correction_sim import futile, wrong_near
+            if futile(err, wrong_near(err, pred, gt), out, gt):
+                break                                 # the preview shows no progress: stop painting
+            fresh = False
     return steps
 
 

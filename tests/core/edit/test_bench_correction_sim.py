@@ -275,3 +275,23 @@ def test_a_generous_border_is_pulled_in_by_one_release_of_the_confidence_slider(
     assert choose(steps[0][0], gt, err, p, depth, history, with_p)[0] != "confidence"   # once
     same, _, _ = confidence_release(gt, gt, prob.astype(np.float32))
     assert np.array_equal(same, gt)                     # nothing better than the truth: left as it is
+
+
+def test_a_reader_watching_the_preview_stops_painting_a_grow_that_shows_no_progress(monkeypatch) -> None:
+    import correction_actions
+    import correction_sim
+
+    monkeypatch.setattr(correction_sim, "POLICY", "outline")
+    gt, pred, images, stack = _missed_edema()
+    err = largest_error(pred, gt)
+    p, depth = interior_point(err.mask)
+    keys = seed_strokes(gt, err, 2, 0, SPACING)
+    assert len(keys) > 2                                 # several key slices to paint
+    good = tool_step(pred, gt, p, err, depth, images, SPACING, 15.0, [], stack=stack, state={})
+    assert len(good) == 1 + len(keys)                    # a grow that works: every key slice, as before
+    monkeypatch.setattr(correction_sim, "FUTILE", 1.01)  # a reader who sees no progress in any grow
+    steps = tool_step(pred, gt, p, err, depth, images, SPACING, 15.0, [], stack=stack, state={})
+    assert [t for _, t, _ in steps] == ["seeds:new-layer", "seeds:stroke", "seeds:stroke"]   # one pair, then stop
+    monkeypatch.setattr(correction_actions, "PREVIEW", False)
+    blind = tool_step(pred, gt, p, err, depth, images, SPACING, 15.0, [], stack=stack, state={})
+    assert len(blind) == 1 + len(keys)                   # every key slice painted

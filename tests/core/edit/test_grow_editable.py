@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from napari_brats_seg.core.edit.grow import BACKGROUND_SEED, grow_from_seeds, paste_grown
 
@@ -45,3 +46,15 @@ def test_paste_grown_writes_only_over_editable_labels() -> None:
     assert paste_grown(labels, box, grown).tolist() == [[[2, 2, 2, 2]]]
     assert paste_grown(labels, box, grown, editable=(0, 3)).tolist() == [[[2, 1, 2, 2]]]
     assert labels.tolist() == [[[0, 1, 2, 3]]]         # the input is never modified
+
+
+def test_uniform_sequences_are_a_clear_error_not_a_walker_failure() -> None:
+    from napari_brats_seg.core.edit import EditError, grow
+
+    labels = np.zeros((12, 16, 16), np.uint8)
+    seeds = np.zeros_like(labels)
+    seeds[6, 4:6, 4:6] = 2
+    seeds[6, 10:12, 10:12] = grow.BACKGROUND_SEED
+    flat = np.ones((4, *labels.shape), np.float32)
+    with pytest.raises(EditError, match="uniform"):
+        grow.grow_from_seeds(labels, flat, seeds, (1.0, 1.0, 1.0))

@@ -135,7 +135,10 @@ def grow_region(images: np.ndarray, seeds: np.ndarray, spacing: Sequence[float] 
     s = seeds[box]
     n = int(np.prod(s.shape))
     f = 1 if max_voxels is None or n <= max_voxels else int(np.ceil((n / max_voxels) ** (1 / 3)))
-    prob = _walk(_normalised(sub, brain, f), s, brain, sp, beta, f)
+    data = _normalised(sub, brain, f)
+    if not float(np.ptp(data)) > 0.0:              # the walker's edge weights divide by the data's spread
+        raise EditError("the sequences are uniform around the strokes: there is no edge to grow along")
+    prob = _walk(data, s, brain, sp, beta, f)
     check(cancel)
     values = np.unique(s[s > 0])
     to_class = np.where(values == BACKGROUND_SEED, lab.BACKGROUND, values).astype(np.uint8)
