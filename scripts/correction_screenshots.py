@@ -224,8 +224,8 @@ def _grow(shots: Shots, tools, pred, gt: np.ndarray) -> None:
     if err is None:
         return
     _open(tools, "Grow from seeds")
-    tools.seeds_button.click()
-    seeds = tools.seeds_layer
+    tools.grow.seeds_button.click()
+    seeds = tools.grow.seeds_layer
     strokes = seed_strokes(gt, err, 2, 0, tuple(tools.spacing(pred)))
     data = np.zeros(gt.shape, np.uint8)
     for z, mask, value in strokes:
@@ -236,13 +236,13 @@ def _grow(shots: Shots, tools, pred, gt: np.ndarray) -> None:
     z_show = strokes[len(strokes) // 2][0]
     ys, xs = np.nonzero(data[z_show])
     shots.goto(pred, (z_show, int(np.median(ys)), int(np.median(xs))))
-    tools.grow_editable.setCurrentText("only background")
-    tools.grow_margin.setValue(8.0)
+    tools.grow.grow_editable.setCurrentText("only background")
+    tools.grow.grow_margin.setValue(8.0)
     opacity, pred.opacity = pred.opacity, 0.3         # the strokes stand out over the labels
     shots.take("correction-3-strokes")
     pred.opacity = opacity
-    tools.grow_button.click()
-    shots.wait(lambda: tools.grow_task is None)
+    tools.grow.grow_button.click()
+    shots.wait(lambda: tools.grow.grow_task is None)
     seeds.visible = False
     shots.viewer.layers.selection.active = pred
     shots.take("correction-4-grown")

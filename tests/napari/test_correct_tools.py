@@ -151,14 +151,14 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     n_hist = len(gt._undo_history)
 
     # Grow from seeds: refused without strokes, then strokes of edema, ET and background.
-    tools.grow_button.click()
+    tools.grow.grow_button.click()
     assert any("paint seed strokes first" in m for m in notifications())
-    tools.seeds_button.click()
-    seeds = tools.seeds_layer
+    tools.grow.seeds_button.click()
+    seeds = tools.grow.seeds_layer
     assert seeds is not None and tools.layer() is gt      # the target stays the corrected layer
     assert tuple(seeds.units) == tuple(gt.units)           # mm like the case: no "inconsistent units" warning
     assert "paint strokes" in tools.status.text()          # the status says what to do next
-    tools.grow_button.click()
+    tools.grow.grow_button.click()
     assert np.array_equal(gt.data, original) and len(gt._undo_history) == n_hist
     z = int(np.argmax((original == 3).sum(axis=(1, 2))))
     strokes = np.zeros_like(original)
@@ -168,59 +168,59 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     strokes[z, 0, :] = strokes[z, -1, :] = BACKGROUND_SEED
     with seeds.block_history():
         seeds.data_setitem(np.nonzero(strokes), strokes[np.nonzero(strokes)])
-    tools.grow_margin.setValue(4.0)
-    tools.grow_button.click()
-    qtbot.waitUntil(lambda: tools.grow_task is None, timeout=60_000)
+    tools.grow.grow_margin.setValue(4.0)
+    tools.grow.grow_button.click()
+    qtbot.waitUntil(lambda: tools.grow.grow_task is None, timeout=60_000)
     grown = np.array(gt.data, copy=True)
     assert not np.array_equal(grown, original) and (grown[strokes == 3] == 3).all()
     assert (grown[strokes == BACKGROUND_SEED] == 0).all()
     assert _undone(gt, original)
-    tools.grow_editable.setCurrentText("only background")   # Slicer's editable area: labels are kept
-    tools.grow_button.click()
-    qtbot.waitUntil(lambda: tools.grow_task is None, timeout=60_000)
+    tools.grow.grow_editable.setCurrentText("only background")   # Slicer's editable area: labels are kept
+    tools.grow.grow_button.click()
+    qtbot.waitUntil(lambda: tools.grow.grow_task is None, timeout=60_000)
     masked = np.array(gt.data, copy=True)
     labelled = original > 0
     assert np.array_equal(masked[labelled], original[labelled]) and (masked != original).any()
     assert _undone(gt, original)
-    tools.grow_editable.setCurrentText("everything")
-    tools.grow_auto.setChecked(True)                  # a new stroke grows again by itself
+    tools.grow.grow_editable.setCurrentText("everything")
+    tools.grow.grow_auto.setChecked(True)                  # a new stroke grows again by itself
     with seeds.block_history():
         seeds.data_setitem(np.nonzero(strokes), strokes[np.nonzero(strokes)] * 0 + BACKGROUND_SEED)
         seeds.data_setitem(np.nonzero(strokes == 3), 3)
-    qtbot.waitUntil(lambda: tools.grow_task is None and not np.array_equal(gt.data, original), timeout=60_000)
+    qtbot.waitUntil(lambda: tools.grow.grow_task is None and not np.array_equal(gt.data, original), timeout=60_000)
     assert (gt.data == 2).sum() < (grown == 2).sum()  # the edema strokes became background
     assert _undone(gt, original)
-    tools.grow_auto.setChecked(False)
+    tools.grow.grow_auto.setChecked(False)
 
     # A re-grow replaces the previous grow rather than compounding it (as Slicer's preview): grow,
     # add strokes, grow again == one grow from the original with all the strokes; one undo step each.
-    tools.grow_editable.setCurrentText("only background")
-    tools.grow_button.click()
-    qtbot.waitUntil(lambda: tools.grow_task is None, timeout=60_000)
+    tools.grow.grow_editable.setCurrentText("only background")
+    tools.grow.grow_button.click()
+    qtbot.waitUntil(lambda: tools.grow.grow_task is None, timeout=60_000)
     first = np.array(gt.data, copy=True)
     taken = np.argwhere((first != original) & (np.asarray(seeds.data) == 0))[::5]   # grown: painted back
     assert len(taken) > 0
     with seeds.block_history():
         seeds.data_setitem(tuple(taken.T), BACKGROUND_SEED)
-    tools.grow_button.click()
-    qtbot.waitUntil(lambda: tools.grow_task is None, timeout=60_000)
-    box, grown_all = grow_region(tools._case_images(gt), np.asarray(seeds.data), tools.spacing(gt), margin_mm=4.0)
+    tools.grow.grow_button.click()
+    qtbot.waitUntil(lambda: tools.grow.grow_task is None, timeout=60_000)
+    box, grown_all = grow_region(tools.grow._case_images(gt), np.asarray(seeds.data), tools.spacing(gt), margin_mm=4.0)
     assert (gt.data[tuple(taken.T)] == 0).all()          # compounding would have kept them labelled
     assert np.array_equal(gt.data, paste_grown(original, box, grown_all, (0,)))
     assert _undone(gt, first) and _undone(gt, original)
-    tools.grow_editable.setCurrentText("everything")
+    tools.grow.grow_editable.setCurrentText("everything")
 
     # Intensity window picked from a voxel, then a masked brush stroke and a masked fill.
     flair = crop_case.images["flair"]
-    tools.mask_sequence.setCurrentIndex(tools.mask_sequence.findData("flair"))
+    tools.masked.mask_sequence.setCurrentIndex(tools.masked.mask_sequence.findData("flair"))
     p = tuple(int(v) for v in np.argwhere(original == 2)[len(np.argwhere(original == 2)) // 2])
-    tools.mask_pick_button.click()
+    tools.masked.mask_pick_button.click()
     _click(viewer, gt, p)
-    window = tools.window()
+    window = tools.masked.window()
     assert window[0] <= flair[p] <= window[1]
     assert window == pytest.approx(masks.window_at(flair, p), rel=1e-3)
     gt.selected_label = 3
-    tools.mask_brush_button.click()
+    tools.masked.mask_brush_button.click()
     assert tools.click_mode == "brush" and not viewer.camera.mouse_pan
     _click(viewer, gt, p)
     move = read_only_mouse_event(type="mouse_move", is_dragging=True,
@@ -229,14 +229,14 @@ def test_grow_masked_painting_logic_and_refusals(make_napari_viewer, qtbot, crop
     _click(viewer, gt, (p[0], p[1] + 3, p[2]), "mouse_release")
     changed = gt.data != original
     assert changed.any() and (gt.data[changed] == 3).all()
-    assert ((flair[changed] >= tools.window()[0] - 1e-3) & (flair[changed] <= tools.window()[1] + 1e-3)).all()
+    assert ((flair[changed] >= tools.masked.window()[0] - 1e-3) & (flair[changed] <= tools.masked.window()[1] + 1e-3)).all()
     assert np.unique(np.nonzero(changed)[0]).tolist() == [p[0]]        # the 2D brush stays in its slice
     assert _undone(gt, original)                                        # the stroke was ONE step
-    tools.mask_fill_button.click()
+    tools.masked.mask_fill_button.click()
     _click(viewer, gt, p)
-    assert np.array_equal(gt.data, masks.masked_fill(original, flair, p, 3, tools.window(), 0))
+    assert np.array_equal(gt.data, masks.masked_fill(original, flair, p, 3, tools.masked.window(), 0))
     assert _undone(gt, original)
-    tools.mask_fill_button.click()
+    tools.masked.mask_fill_button.click()
 
     # Between layers: union of a second layer of the same case; refused for another grid or case.
     other = original.copy()

@@ -46,7 +46,7 @@ class SplitSection:
     Parameters
     ----------
     tools
-        The correction tools whose target, ``mask_image``, click mode and ``apply`` are used.
+        The correction tools whose target, ``masked.mask_image``, click mode and ``apply`` are used.
     """
 
     def __init__(self, tools: CorrectTools) -> None:
@@ -107,7 +107,7 @@ class SplitSection:
 
     # -- the threshold ---------------------------------------------------------------------
     def _t1ce(self, layer: Any) -> np.ndarray:
-        return self.tools.mask_image(layer, "t1ce")
+        return self.tools.masked.mask_image(layer, "t1ce")
 
     def set_otsu(self) -> float | None:
         """Set the threshold to Otsu's of the T1ce inside the target's whole core (None if refused)."""
