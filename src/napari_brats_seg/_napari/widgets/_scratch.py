@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Labels
+from qtpy.QtCore import QObject, QTimer
 
 from ..layers import SCRATCH_KEY, unwrap
 
@@ -42,3 +43,13 @@ def reapply_start(last: Applied | None, layer: Labels, scratch: Any) -> np.ndarr
         if unwrap(was) is unwrap(layer) and used is scratch and np.array_equal(layer.data, after):
             return start
     return np.array(layer.data, copy=True)
+
+
+def single_shot_timer(parent: QObject, ms: int, slot: Any) -> QTimer:
+    """A single-shot timer of ``ms`` milliseconds calling ``slot``: what the automatic re-apply of a
+    section (grow, redraw, confidence) restarts on each stroke or value."""
+    timer = QTimer(parent)
+    timer.setSingleShot(True)
+    timer.setInterval(ms)
+    timer.timeout.connect(slot)
+    return timer

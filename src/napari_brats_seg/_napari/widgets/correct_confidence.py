@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel
 from superqt import QCollapsible, QLabeledDoubleSlider
 
@@ -29,7 +29,7 @@ from ...core.edit import EditError
 from ...core.edit.confidence import border_by_confidence
 from ...core.measure.volumes import volumes_ml
 from ..layers import unwrap, wt_probability
-from ._scratch import Applied, reapply_start
+from ._scratch import Applied, reapply_start, single_shot_timer
 from .correct_tools import _group
 
 if TYPE_CHECKING:
@@ -59,10 +59,7 @@ class ConfidenceSection:
         self.tools = tools
         #: The last release: (layer, its probability, labels before the series, labels after it).
         self._done: Applied | None = None
-        self.timer = QTimer(tools)
-        self.timer.setSingleShot(True)
-        self.timer.setInterval(AUTO_DELAY_MS)
-        self.timer.timeout.connect(self._on_timer)
+        self.timer = single_shot_timer(tools, AUTO_DELAY_MS, self._on_timer)
         self.group = self._build()
         self.refresh()
 

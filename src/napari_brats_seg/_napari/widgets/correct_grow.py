@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Labels
-from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QCheckBox, QComboBox, QPushButton
 from superqt import QCollapsible
 
@@ -26,7 +25,7 @@ from ...core.edit import EditError
 from ...core.edit.grow import BACKGROUND_SEED, grow_region, paste_grown, seed_box
 from ..layers import case_from_layers, label_colormap, source_of
 from ..worker import Task, start_task
-from ._scratch import Applied, add_scratch_layer, reapply_start
+from ._scratch import Applied, add_scratch_layer, reapply_start, single_shot_timer
 from .correct_tools import _group, _row, _spin
 
 if TYPE_CHECKING:
@@ -62,10 +61,7 @@ class GrowSection:
         self.grow_task: Task | None = None
         #: The last grow: (layer, seeds layer, labels before it, labels after it).
         self._grown: Applied | None = None
-        self.timer = QTimer(tools)
-        self.timer.setSingleShot(True)
-        self.timer.setInterval(AUTO_DELAY_MS)
-        self.timer.timeout.connect(self.grow)
+        self.timer = single_shot_timer(tools, AUTO_DELAY_MS, self.grow)
         self.group = self._build()
 
     def _build(self) -> QCollapsible:

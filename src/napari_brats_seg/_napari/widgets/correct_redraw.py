@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.layers import Labels
 from napari.utils.colormaps import DirectLabelColormap
-from qtpy.QtCore import QTimer
 from qtpy.QtGui import QStandardItemModel
 from qtpy.QtWidgets import QCheckBox, QComboBox, QPushButton
 from superqt import QCollapsible
@@ -29,7 +28,7 @@ from ...core import labels as lab
 from ...core.edit import EditError, redraw
 from ...core.edit._common import Target, target_classes, target_name
 from ..layers import unwrap
-from ._scratch import Applied, add_scratch_layer, reapply_start
+from ._scratch import Applied, add_scratch_layer, reapply_start, single_shot_timer
 from .correct_tools import _class_combo, _group, _row
 
 if TYPE_CHECKING:
@@ -65,10 +64,7 @@ class RedrawSection:
         self.outline_layer: Labels | None = None
         #: The last redraw: (layer, outline layer, labels before it, labels after it).
         self._done: Applied | None = None
-        self.timer = QTimer(tools)
-        self.timer.setSingleShot(True)
-        self.timer.setInterval(AUTO_DELAY_MS)
-        self.timer.timeout.connect(self.redraw)
+        self.timer = single_shot_timer(tools, AUTO_DELAY_MS, self.redraw)
         self.group = self._build()
 
     def _build(self) -> QCollapsible:
