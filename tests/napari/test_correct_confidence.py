@@ -96,6 +96,8 @@ def test_release_applies_the_core_function_as_one_undo_step(make_napari_viewer, 
     assert (pred.data > 0).sum() > (original > 0).sum()                             # wider
     pred.undo()
     assert np.array_equal(pred.data, original)
+    # The slider still reads 0.35, the labels no longer: the section says so.
+    assert sec.status.text().startswith("the labels changed since the last release") and "0.35" in sec.status.text()
 
 
 def test_a_drag_series_replaces_itself_until_another_edit(make_napari_viewer, qtbot, crop_case) -> None:  # noqa: F811

@@ -147,6 +147,7 @@ class CorrectWidget(QWidget):
         self.tools = CorrectTools(napari_viewer, self.layer, self.layer_combo.set_layer)
         lay.insertWidget(lay.count() - 1, self.tools)
         self.layer_combo.currentIndexChanged.connect(self.tools.confidence.refresh)
+        self.session.data_changed.connect(self.tools.confidence.labels_changed)
 
     def layer(self) -> Labels | None:
         """The labels layer being corrected."""

@@ -40,6 +40,7 @@ LOW, HIGH, STEP, DEFAULT = 0.05, 0.95, 0.05, 0.50
 #: Delay between a typed or keyed value and its application (ms); a drag applies on release.
 AUTO_DELAY_MS = 300
 NO_PROBABILITY = "this layer holds no model probabilities: segment the case with the Segment widget"
+STALE = "the labels changed since the last release: the next release starts from them"
 HINT = "drag the slider: on release the border moves to the model's WT probability (0.50: its own border)"
 
 
@@ -90,6 +91,16 @@ class ConfidenceSection:
             self.status.setText(NO_PROBABILITY if layer is not None else "Open a labels layer to correct first.")
         elif self.status.text() in ("", NO_PROBABILITY, "Open a labels layer to correct first."):
             self.status.setText(HINT)
+
+    def labels_changed(self, layer: Any) -> None:
+        """The session saw ``layer``'s labels change: when it is the last release's layer and no longer
+        holds that release's result (an undo, a stroke, another tool), say so (the slider's value is
+        then no longer what the labels show)."""
+        done = self._done
+        if done is None or unwrap(layer) is not unwrap(done[0]) or np.array_equal(np.asarray(layer.data), done[3]):
+            return
+        self._done = None                         # the series is over: the next release starts from these labels
+        self.status.setText(f"{STALE} (last release: {self.threshold():.2f})")
 
     def threshold(self) -> float:
         """The slider's value on its 0.05 grid (a drag may stop between steps)."""
