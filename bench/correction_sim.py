@@ -404,4 +404,6 @@ def confidence_release(pred: np.ndarray, gt: np.ndarray, probability: np.ndarray
         key = (region_dice(out, gt)["WT"], -abs(t - 0.5))
         if key > best_key:
             best, best_key, seconds = out, key, dt
+        elif t == 0.5 and best is pred:               # released where it started: that release's time
+            seconds = dt
     return best, "confidence", seconds
