@@ -30,7 +30,7 @@ from ...core.edit.confidence import border_by_confidence
 from ...core.measure.volumes import volumes_ml
 from ..layers import unwrap, wt_probability
 from ._scratch import Applied, reapply_start, single_shot_timer
-from .correct_tools import _group
+from .correct_tools import NO_TARGET, _group
 
 if TYPE_CHECKING:
     from .correct_tools import CorrectTools
@@ -88,8 +88,8 @@ class ConfidenceSection:
         ready = layer is not None and wt_probability(layer) is not None
         self.slider.setEnabled(ready)
         if not ready:
-            self.status.setText(NO_PROBABILITY if layer is not None else "Open a labels layer to correct first.")
-        elif self.status.text() in ("", NO_PROBABILITY, "Open a labels layer to correct first."):
+            self.status.setText(NO_PROBABILITY if layer is not None else NO_TARGET)
+        elif self.status.text() in ("", NO_PROBABILITY, NO_TARGET):
             self.status.setText(HINT)
 
     def labels_changed(self, layer: Any) -> None:

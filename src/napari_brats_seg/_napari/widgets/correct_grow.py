@@ -86,9 +86,8 @@ class GrowSection:
     def make_seeds_layer(self) -> Labels | None:
         """Add (or return) the seeds layer of the target: strokes per class and of background."""
         tools = self.tools
-        target = tools.layer()
+        target = tools.target_or_say()
         if target is None:
-            tools._say("Open a labels layer to correct first.", warn=True)
             return None
         if self.seeds_layer is not None and self.seeds_layer in tools.viewer.layers:
             return self.seeds_layer

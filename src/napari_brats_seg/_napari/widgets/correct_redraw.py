@@ -109,9 +109,8 @@ class RedrawSection:
     def make_outline_layer(self) -> Labels | None:
         """Add (or return) the outline layer of the target and select it to paint outlines into."""
         tools = self.tools
-        target = tools.layer()
+        target = tools.target_or_say()
         if target is None:
-            tools._say("Open a labels layer to correct first.", warn=True)
             return None
         layer = self.outline_layer
         if layer is None or layer not in tools.viewer.layers or tuple(layer.data.shape) != tuple(target.data.shape):

@@ -112,9 +112,8 @@ class SplitSection:
     def set_otsu(self) -> float | None:
         """Set the threshold to Otsu's of the T1ce inside the target's whole core (None if refused)."""
         tools = self.tools
-        layer = tools.layer()
+        layer = tools.target_or_say()
         if layer is None:
-            tools._say("Open a labels layer to correct first.", warn=True)
             return None
         try:
             thr = otsu_threshold(self._t1ce(layer), core_mask(np.asarray(layer.data)))

@@ -93,6 +93,9 @@ def _group(title: str, *rows: Any) -> QCollapsible:
     return box
 
 
+#: What a section says when no labels layer is open to correct.
+NO_TARGET = "Open a labels layer to correct first."
+
 class CorrectTools(QWidget):
     """Correction tools for the labels layer returned by ``get_layer``.
 
@@ -228,6 +231,13 @@ class CorrectTools(QWidget):
     def _say(self, text: str, warn: bool = False) -> None:
         self.status.setText(text)
         (show_warning if warn else show_info)(text)
+
+    def target_or_say(self) -> Labels | None:
+        """The labels layer being corrected, or None after saying that one must be opened first."""
+        layer = self.layer()
+        if layer is None:
+            self._say(NO_TARGET, warn=True)
+        return layer
 
     def _editable_layer(self) -> Labels | None:
         layer = self.layer()
